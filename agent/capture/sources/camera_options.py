@@ -1,0 +1,23 @@
+"""Options every camera source shares."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from agent.config.base import Strict
+
+
+class CameraOptions(Strict):
+    fps: float | None = Field(None, gt=0, le=1000, description="Target frames per second; None = as fast as the source delivers.")
+    resolution: tuple[int, int] | None = Field(None, description="Requested [width, height]; the source may ignore it.")
+    roi: tuple[int, int, int, int] | None = Field(None, description="Region of interest [x, y, width, height] in pixels, applied after rotation.")
+    rotate: Literal[0, 90, 180, 270] = Field(0, description="Clockwise rotation applied to every frame.")
+    open_timeout_ms: int = Field(5000, ge=100, description="Give up opening the source after this long.")
+    read_timeout_ms: int = Field(2000, ge=50, description="A read that takes longer counts as a read error.")
+    stall_after_ms: int = Field(2000, ge=50, description="No new frame for this long -> state 'stalled'.")
+    frozen_after_s: float = Field(10.0, gt=0, description="Identical frames for this long -> state 'stalled' (frozen stream).")
+    reconnect_initial_ms: int = Field(500, ge=10, description="First reconnect delay; doubles up to reconnect_max_ms, with jitter.")
+    reconnect_max_ms: int = Field(30000, ge=100, description="Cap of the reconnect backoff.")
+    max_reconnects: int | None = Field(None, ge=0, description="Give up (state 'failed') after this many failed reconnects; None = never.")

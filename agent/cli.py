@@ -1,0 +1,47 @@
+"""`edge-agent`: one console script, one module per subcommand under agent/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from agent import __version__
+
+# subcommand -> (module under agent.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run the daemon on a config file"),
+    "demo": ("demo", "run the embedded demo (synthetic camera, bundled model, soft PLC)"),
+    "validate": ("validate", "check a config file; exit 0, or 2 with every error on stderr"),
+    "schema": ("schema", "print the JSON Schema of the config"),
+    "probe": ("probe", "commissioning check of every PLC signal and sink, without actuating"),
+    "bench": ("bench", "benchmark a model: p50/p99 of each stage per available provider"),
+    "alerts": ("alerts", "subscribe to a broker and show defect alerts live"),
+    "outbox": ("outbox", "inspect the durable outbox: stats | list | dead | retry"),
+    "plc-sim": ("plc_sim", "run the soft PLC (Modbus TCP + OPC UA conveyor simulator)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(f"agent.commands.{module}")
+        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._module.main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The Sink seam (DESIGN.md): start / send(batch) / close.
+
+`send` returns only after the peer acknowledged every record of the batch
+(PUBACK, Modbus response, Good OPC UA status, HTTP 2xx, fsync). It raises
+`SinkUnavailable` (retry later) or `SinkRejected` (the peer will never take it:
+dead-letter it and say why).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from agent.types import Record
+
+
+class SinkError(Exception):
+    """Base of the two ways a send can fail."""
+
+
+class SinkUnavailable(SinkError):
+    """The peer is not reachable or not ready now; the same batch may succeed later."""
+
+
+class SinkRejected(SinkError):
+    """The peer refused the record(s) for good (bad payload, 4xx, permission).
+
+    `record_ids` names the records refused; empty means the whole batch.
+    """
+
+    def __init__(self, reason: str, record_ids: Sequence[str] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.record_ids = tuple(record_ids)
+
+
+class SinkState(enum.StrEnum):
+    STARTING = "starting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"  # configuration or credentials wrong: will not recover by retrying
+    CLOSED = "closed"
+
+
+@runtime_checkable
+class Sink(Protocol):
+    name: str
+
+    @property
+    def state(self) -> SinkState: ...
+
+    async def start(self) -> None: ...
+
+    async def send(self, batch: Sequence[Record]) -> None: ...
+
+    async def close(self) -> None: ...

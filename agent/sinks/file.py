@@ -1,0 +1,19 @@
+"""File-drop sink plugin (legacy MES): config model and factory."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from agent.config.base import Strict
+from agent.sinks.outbox_policy import OutboxPolicy
+
+
+class FileSinkConfig(Strict):
+    type: Literal["file"] = Field(description="JSON lines or CSV files dropped into a folder.")
+    dir: str = Field(description="Folder the files are dropped into (relative to the config file).")
+    format: Literal["jsonl", "csv"] = Field("jsonl", description="File format.")
+    rotate_bytes: int = Field(1024 * 1024, ge=1024, description="Start a new file after this size.")
+    rotate_s: float = Field(3600.0, gt=0, description="Start a new file after this many seconds.")
+    outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
