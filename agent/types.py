@@ -179,3 +179,22 @@ class Record:
     station: str | None = None
     created: datetime = field(default_factory=utc_now)
     replayed: bool = False
+
+
+class OutcomeStatus(enum.StrEnum):
+    ACKED = "acked"  # the PLC acknowledged the write within the deadline
+    FAILED = "failed"  # retried until the deadline, never acknowledged
+    EXPIRED = "expired"  # the deadline passed before it could be sent: never sent
+    SUPPRESSED = "suppressed"  # not re-sent: the station is already latched stopped
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What happened to one Command; goes to the audit log and as a `stop` record."""
+
+    command: Command
+    status: OutcomeStatus
+    attempts: int
+    t_done: float  # monotonic
+    latency_ms: float | None = None  # decision (command.created) -> PLC acknowledgement
+    error: str | None = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from agent.types import Record
 
@@ -55,3 +57,18 @@ class Sink(Protocol):
     async def send(self, batch: Sequence[Record]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink factory gets besides its own config section."""
+
+    site: str
+    agent_id: str
+    base_dir: Path  # relative paths in the config resolve against this
+    state_dir: Path
+
+
+def wire_payload(record: Record) -> dict[str, Any]:
+    """The JSON object every sink sends for a record: its payload plus `replayed`."""
+    return {**record.payload, "replayed": record.replayed}
