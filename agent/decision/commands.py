@@ -1,0 +1,62 @@
+"""Builds PLC commands and applies the stop latch: a latched station never re-sends a stop."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from agent.decision.kofn import Mark
+from agent.decision.records import RecordFactory
+from agent.decision.state import Latch, StationState
+from agent.decision.views import Counters, Decision
+from agent.types import Command, CommandKind, CommandOutcome, Inspection, OutcomeStatus
+
+log = logging.getLogger(__name__)
+
+
+def evidence(insp: Inspection | None, marks: list[Mark], rule: str | None) -> dict[str, Any]:
+    """Why the command was issued: frames, scores, rule, model identity and provider."""
+    ev: dict[str, Any] = {"frames": [m.seq for m in marks], "scores": [m.score for m in marks],
+                          "rule": rule}
+    if insp is not None:
+        m = insp.model
+        ev["model"] = {"name": m.name, "version": m.version, "sha256": m.sha256}
+        ev["provider"] = m.provider
+    return ev
+
+
+@dataclass
+class CommandIssuer:
+    counters: Counters
+    records: RecordFactory
+
+    def build(self, st: StationState, kind: CommandKind, event_id: str, now: float, *,
+              defect_code: int = 0, part_id: str | None = None, rule: str | None = None,
+              ev: dict[str, Any] | None = None) -> Command:
+        return Command(kind=kind, plc=st.cfg.plc or "", line=st.line, station=st.station,
+                       event_id=event_id, deadline=now + st.cfg.stop_deadline_ms / 1000,
+                       created=now, defect_code=defect_code, part_id=part_id, rule=rule,
+                       evidence=ev or {})
+
+    def issue(self, st: StationState, cmd: Command, now: float) -> Decision:
+        """Issue `cmd` unless the latch or a missing PLC target says otherwise; counts both."""
+        if cmd.kind is CommandKind.STOP:
+            if st.latch is not None:
+                return self._suppress(st, cmd, now)
+            st.latch = Latch(event_id=cmd.event_id, since=now)
+        if not st.cfg.plc:
+            self.counters.unrouted_commands += 1
+            log.warning("%s/%s: %s command for %s not sent: the station has no plc target",
+                        st.line, st.station, cmd.kind.value, cmd.event_id)
+            return Decision()
+        self.counters.commands[cmd.kind.value] += 1
+        return Decision(commands=(cmd,))
+
+    def _suppress(self, st: StationState, cmd: Command, now: float) -> Decision:
+        self.counters.suppressed_stops += 1
+        log.info("%s/%s: stop for %s not re-sent: latched since event %s", st.line, st.station,
+                 cmd.event_id, st.latch.event_id if st.latch else "?")
+        outcome = CommandOutcome(command=cmd, status=OutcomeStatus.SUPPRESSED, attempts=0,
+                                 t_done=now)
+        return Decision(records=(self.records.outcome(outcome, st.cfg.camera),))
