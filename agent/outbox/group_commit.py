@@ -1,0 +1,241 @@
+"""Group commit: one writer thread runs every store operation; concurrent callers share a commit.
+
+The asyncio loop never blocks on fsync: `submit` hands an operation to the
+thread and returns a future. The thread takes the first waiting operation,
+collects more for `window_s` (only when a durable operation waits: nothing else
+needs an fsync), runs them in ONE transaction with a savepoint each, commits
+once, then settles every future. A failed commit (full disk, I/O error) fails
+every operation of the transaction; a bug in one operation fails only that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.outbox.stats import Changes
+
+log = logging.getLogger(__name__)
+
+Op = Callable[[sqlite3.Connection, Changes], Any]
+MAX_OPS_PER_COMMIT = 2000
+SQLITE_FULL = 13
+
+
+class StoreUnavailable(Exception):
+    """The transaction holding the operation did not commit."""
+
+
+class DiskFull(StoreUnavailable):
+    """SQLite said "database or disk is full", or the OS said ENOSPC."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+@dataclass
+class _Job:
+    op: Op
+    durable: bool
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    changes: Changes = field(default_factory=Changes)
+
+
+@dataclass
+class WriterHooks:
+    """What the store does around transactions, all called in the writer thread."""
+
+    after_commit: Callable[[sqlite3.Connection, Changes, int], None]  # changes, records
+    after_failure: Callable[[BaseException], None]
+    when_idle: Callable[[sqlite3.Connection], None]
+    on_close: Callable[[sqlite3.Connection], None]
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    def __init__(self, conn: sqlite3.Connection, synchronous: str, window_s: float,
+                 hooks: WriterHooks, idle_s: float = 1.0) -> None:
+        self._conn = conn
+        self._synchronous = synchronous
+        self._current_sync = synchronous
+        self._window_s = window_s
+        self._hooks = hooks
+        self._idle_s = idle_s
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, name="outbox-writer", daemon=True)
+        self._closed = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(self, op: Op, durable: bool) -> asyncio.Future[Any]:
+        """Queue `op(conn, changes)`; the future resolves after its transaction committed."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if self._closed:
+            fut.set_exception(StoreUnavailable("outbox is closed"))
+        else:
+            self._queue.put(_Job(op, durable, fut, loop))
+        return fut
+
+    async def close(self) -> None:
+        """Run what is queued, call on_close (checkpoint), close the connection, end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        while self._thread.is_alive():
+            await asyncio.sleep(0.01)
+
+    # --- writer thread -------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            while self._cycle():
+                pass
+        finally:
+            self._finish()
+
+    def _cycle(self) -> bool:
+        try:
+            first = self._queue.get(timeout=self._idle_s)
+        except queue.Empty:
+            self._guarded(self._hooks.when_idle)
+            return True
+        if first is _STOP:
+            return False
+        assert isinstance(first, _Job)
+        jobs, stop = self._collect(first)
+        self._transaction(jobs)
+        return not stop
+
+    def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        jobs = [first]
+        deadline = time.monotonic() + self._window_s
+        while len(jobs) < MAX_OPS_PER_COMMIT:
+            wait = deadline - time.monotonic()
+            try:
+                if wait > 0 and any(j.durable for j in jobs):
+                    item = self._queue.get(timeout=wait)
+                else:
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return jobs, True
+            assert isinstance(item, _Job)
+            jobs.append(item)
+        return jobs, False
+
+    def _transaction(self, jobs: list[_Job]) -> None:
+        self._set_sync(any(j.durable for j in jobs))
+        tx = Changes()
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                results.append(self._run_one(job, tx))
+            flush_counters(conn, tx)
+            conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - every failure is reported to every caller
+            self._rollback()
+            self._hooks.after_failure(exc)
+            err: StoreUnavailable = (DiskFull if is_disk_full(exc) else StoreUnavailable)(str(exc))
+            for job in jobs:
+                _settle(job, None, err)
+            return
+        records = sum(1 for j in jobs if j.durable)
+        self._guarded(lambda c: self._hooks.after_commit(c, tx, records))
+        for job, result, error in results:
+            _settle(job, result, error)
+
+    def _run_one(self, job: _Job, tx: Changes) -> tuple[_Job, Any, BaseException | None]:
+        conn = self._conn
+        conn.execute("SAVEPOINT op")
+        job.changes.parent = tx
+        try:
+            result = job.op(conn, job.changes)
+        except Exception as exc:
+            if isinstance(exc, sqlite3.Error | OSError) and not isinstance(
+                    exc, sqlite3.IntegrityError):
+                raise  # the transaction as a whole is in trouble
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            log.exception("outbox operation failed")
+            return job, None, exc
+        conn.execute("RELEASE op")
+        job.changes.parent = None
+        tx.merge(job.changes)
+        return job, result, None
+
+    def _set_sync(self, durable: bool) -> None:
+        wanted = self._synchronous if durable else "NORMAL"
+        if wanted != self._current_sync:
+            self._conn.execute(f"PRAGMA synchronous = {wanted}")
+            self._current_sync = wanted
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.debug("rollback failed", exc_info=True)
+
+    def _guarded(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        try:
+            fn(self._conn)
+        except Exception as exc:  # noqa: BLE001 - the writer thread must survive
+            self._hooks.after_failure(exc)
+
+    def _finish(self) -> None:
+        self._closed = True
+        while True:  # fail anything that raced with close
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Job):
+                _settle(item, None, StoreUnavailable("outbox is closed"))
+        self._guarded(self._hooks.on_close)
+        self._conn.close()
+
+
+def flush_counters(conn: sqlite3.Connection, tx: Changes) -> None:
+    rows = [(s, name, n) for (s, name), n in tx.counters.items()]
+    if rows:
+        conn.executemany(
+            "INSERT INTO counters (sink, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (sink, name) DO UPDATE SET value = value + excluded.value", rows)
+
+
+def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
+    def settle() -> None:
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+    try:
+        job.loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the loop is gone (shutdown): nobody is waiting any more

@@ -1,0 +1,162 @@
+"""The SQL of the outbox, one function per operation; all run inside a writer transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from agent.outbox.codec import Encoded, Leased, decode, insert_row
+from agent.outbox.stats import COUNTERS, Changes
+from agent.sinks.outbox_policy import OutboxPolicy
+
+READY, INFLIGHT, DEAD = "ready", "inflight", "dead"
+_HEAD = 64
+
+
+def insert(conn: sqlite3.Connection, ch: Changes, e: Encoded, policy: OutboxPolicy,
+           held_bytes: int) -> bool:
+    """Store one record within the sink's byte bound; False if refused (counted)."""
+    if e.size > policy.max_bytes:
+        ch.count(e.sink, "refused")
+        return False
+    held = held_bytes + ch.pending_bytes(e.sink)
+    if held + e.size > policy.max_bytes:
+        if policy.on_full == "refuse_new":
+            ch.count(e.sink, "refused")
+            return False
+        evict_oldest(conn, ch, e.sink, held + e.size - policy.max_bytes)
+    insert_row(conn, e, e.created_ts + policy.max_age_s)
+    ch.add(e.sink, depth=1, nbytes=e.size)
+    return True
+
+
+def _heads(conn: sqlite3.Connection, sink: str, status: str) -> list[tuple[int, int, float]]:
+    return conn.execute(
+        "SELECT seq, size, expiry FROM records WHERE sink = ? AND status = ? ORDER BY seq LIMIT ?",
+        (sink, status, _HEAD)).fetchall()
+
+
+def _delete(conn: sqlite3.Connection, ch: Changes, sink: str, status: str,
+            rows: Sequence[tuple[int, int, float]]) -> None:
+    conn.executemany("DELETE FROM records WHERE seq = ?", [(r[0],) for r in rows])
+    n, nbytes = len(rows), sum(r[1] for r in rows)
+    if status == DEAD:
+        ch.add(sink, nbytes=-nbytes, dead=-n)
+    else:
+        ch.add(sink, depth=-n, nbytes=-nbytes)
+    ch.count(sink, "evicted", n)
+
+
+def evict_oldest(conn: sqlite3.Connection, ch: Changes, sink: str, need: int) -> None:
+    """Delete the oldest ready or dead rows (never in-flight ones) until `need` bytes are free."""
+    while need > 0:
+        ready, dead = _heads(conn, sink, READY), _heads(conn, sink, DEAD)
+        merged = sorted([(r, READY) for r in ready] + [(r, DEAD) for r in dead])
+        if not merged:
+            return
+        full = [h[-1][0] for h in (ready, dead) if len(h) == _HEAD]
+        horizon = min(full) if full else merged[-1][0][0]  # beyond it a head may hide older rows
+        for row, status in merged:
+            if row[0] > horizon:
+                break
+            _delete(conn, ch, sink, status, [row])
+            need -= row[1]
+            if need <= 0:
+                return
+
+
+def evict_expired(conn: sqlite3.Connection, ch: Changes, sink: str, now: float) -> None:
+    """Delete rows past their expiry from the head of the sink's ready and dead queues."""
+    for status in (READY, DEAD):
+        while True:
+            head = _heads(conn, sink, status)
+            expired = [r for r in head if r[2] < now]
+            if expired:
+                _delete(conn, ch, sink, status, expired)
+            if len(expired) < len(head) or not head:
+                break
+
+
+def lease(conn: sqlite3.Connection, ch: Changes, sink: str, limit: int,
+          replay_upto_seq: int) -> list[Leased]:
+    rows = conn.execute(
+        "SELECT seq, id, kind, line, station, created, payload, attempts FROM records "
+        "WHERE sink = ? AND status = 'ready' ORDER BY seq LIMIT ?", (sink, limit)).fetchall()
+    if rows:
+        conn.executemany("UPDATE records SET status = 'inflight', attempts = attempts + 1 "
+                         "WHERE seq = ?", [(r[0],) for r in rows])
+    return [decode(r, replayed=r[7] > 0 or r[0] <= replay_upto_seq) for r in rows]
+
+
+def _take(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """(seq, size) of the rows of `seqs` that are still in flight."""
+    out: list[tuple[int, int]] = []
+    for i in range(0, len(seqs), 500):
+        part = list(seqs[i:i + 500])
+        marks = ",".join("?" * len(part))
+        out += conn.execute(f"SELECT seq, size FROM records WHERE status = 'inflight' "
+                            f"AND seq IN ({marks})", part).fetchall()
+    return out
+
+
+def ack(conn: sqlite3.Connection, ch: Changes, sink: str, seqs: Sequence[int]) -> int:
+    rows = _take(conn, seqs)
+    conn.executemany("DELETE FROM records WHERE seq = ?", [(r[0],) for r in rows])
+    ch.add(sink, depth=-len(rows), nbytes=-sum(r[1] for r in rows))
+    ch.count(sink, "sent", len(rows))
+    return len(rows)
+
+
+def release(conn: sqlite3.Connection, ch: Changes, sink: str, seqs: Sequence[int]) -> int:
+    rows = _take(conn, seqs)
+    conn.executemany("UPDATE records SET status = 'ready' WHERE seq = ?", [(r[0],) for r in rows])
+    ch.count(sink, "retried", len(rows))
+    return len(rows)
+
+
+def bury(conn: sqlite3.Connection, ch: Changes, sink: str, seqs: Sequence[int],
+         reason: str) -> int:
+    rows = _take(conn, seqs)
+    conn.executemany("UPDATE records SET status = 'dead', reason = ? WHERE seq = ?",
+                     [(reason, r[0]) for r in rows])
+    ch.add(sink, depth=-len(rows), dead=len(rows))
+    ch.count(sink, "dead_lettered", len(rows))
+    return len(rows)
+
+
+def reset_inflight(conn: sqlite3.Connection) -> int:
+    return conn.execute("UPDATE records SET status = 'ready' WHERE status = 'inflight'").rowcount
+
+
+def max_seq(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
+
+
+def oldest_ts(conn: sqlite3.Connection, sink: str) -> float | None:
+    """created_ts of the oldest waiting record (the heads of in-flight and ready)."""
+    heads = [conn.execute("SELECT created_ts FROM records WHERE sink = ? AND status = ? "
+                          "ORDER BY seq LIMIT 1", (sink, s)).fetchone() for s in (INFLIGHT, READY)]
+    times = [h[0] for h in heads if h is not None]
+    return min(times) if times else None
+
+
+def census(conn: sqlite3.Connection) -> dict[str, tuple[int, int, int]]:
+    """sink -> (depth, bytes, dead) counted from the rows."""
+    out: dict[str, list[int]] = {}
+    for sink, status, n, nbytes in conn.execute(
+            "SELECT sink, status, count(*), coalesce(sum(size), 0) FROM records "
+            "GROUP BY sink, status"):
+        d = out.setdefault(sink, [0, 0, 0])
+        d[1] += nbytes
+        d[2 if status == DEAD else 0] += n
+    return {s: (v[0], v[1], v[2]) for s, v in out.items()}
+
+
+def counters(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    return {(s, n): int(v) for s, n, v in conn.execute("SELECT sink, name, value FROM counters")
+            if n in COUNTERS}
+
+
+def sinks(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT DISTINCT sink FROM records UNION SELECT sink FROM counters")
+    return sorted(r[0] for r in rows)

@@ -1,0 +1,168 @@
+"""The durable outbox: an SQLite WAL store of records per sink, written before any send.
+
+`enqueue` returns once the record is committed (fsynced with synchronous=FULL).
+Concurrent callers share one commit (group_commit.py). Forwarders lease batches
+in order, then ack (delete), release (back to ready, counted as retried) or bury
+(dead, with the reason). Records stored by an earlier process, or leased before,
+come back with `replayed=True`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+
+from agent.config.models import OutboxSettings
+from agent.logutil import RepeatLimiter
+from agent.outbox import queries
+from agent.outbox.codec import Encoded, Leased, encode
+from agent.outbox.group_commit import GroupCommitWriter, StoreUnavailable, WriterHooks
+from agent.outbox.schema import open_or_replace
+from agent.outbox.stats import Changes, SinkOutboxStats, StatsBook, StoreStats
+from agent.outbox.upkeep import Upkeep
+from agent.sinks.outbox_policy import OutboxPolicy
+from agent.types import Record
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "outbox.sqlite3"
+SWEEP_EVERY_S = 1.0
+
+
+class Outbox:
+    def __init__(self, writer: GroupCommitWriter, upkeep: Upkeep,
+                 policies: Mapping[str, OutboxPolicy], replay_upto_seq: int) -> None:
+        self._writer = writer
+        self._upkeep = upkeep
+        self._book = upkeep.book
+        self._policies = dict(policies)
+        self._replay_upto = replay_upto_seq
+        self._last_sweep: dict[str, float] = {}  # writer thread only
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._refusing = RepeatLimiter(log, "outbox refused a record")
+
+    @classmethod
+    def open(cls, path: Path, settings: OutboxSettings,
+             policies: Mapping[str, OutboxPolicy]) -> Outbox:
+        """Open (or create) the store; in-flight rows of an earlier process become ready."""
+        conn, aside = open_or_replace(Path(path), settings.synchronous)
+        restored = _restore_inflight(conn)
+        if restored:
+            log.info("outbox %s: %d record(s) in flight at the last stop are ready again",
+                     path, restored)
+        upkeep = Upkeep(StatsBook(str(path)))
+        upkeep.load(conn)
+        upkeep.book.update_store(moved_aside=str(aside) if aside else None)
+        hooks = WriterHooks(upkeep.after_commit, upkeep.after_failure, upkeep.when_idle,
+                            upkeep.on_close)
+        writer = GroupCommitWriter(conn, settings.synchronous,
+                                   settings.group_commit_ms / 1000.0, hooks)
+        writer.start()
+        return cls(writer, upkeep, policies, queries.max_seq(conn))
+
+    def policy(self, sink: str) -> OutboxPolicy:
+        return self._policies.get(sink) or self._policies.setdefault(sink, OutboxPolicy())
+
+    def add_listener(self, sink: str, callback: Callable[[], None]) -> None:
+        """`callback()` runs on the loop after each record committed for `sink` (Forwarder.wake)."""
+        self._listeners.setdefault(sink, []).append(callback)
+
+    def remove_listener(self, sink: str, callback: Callable[[], None]) -> None:
+        if callback in self._listeners.get(sink, []):
+            self._listeners[sink].remove(callback)
+
+    # --- producers -----------------------------------------------------------
+
+    async def enqueue(self, sink: str, record: Record) -> bool:
+        """Commit `record` for `sink`; True once durable, False if refused (always counted)."""
+        try:
+            enc = encode(sink, record)
+            stored = bool(await self._writer.submit(partial(self._insert, enc), durable=True))
+        except StoreUnavailable as exc:
+            self._book.count(sink, "refused")
+            self._refusing.failure("%s for sink %s: %s", record.id, sink, exc)
+            return False
+        except Exception:  # noqa: BLE001 - a record problem must not stop inspection
+            log.exception("outbox: cannot store record %s for sink %s", record.id, sink)
+            self._book.count(sink, "refused")
+            self._book.update_store(errors=self._book.store.errors + 1)
+            return False
+        if stored:
+            self._refusing.recovered("records are stored again")
+            for wake in self._listeners.get(sink, ()):
+                wake()
+        else:
+            self._refusing.failure("%s for sink %s: outbox bound reached (on_full=%s)",
+                                   record.id, sink, self.policy(sink).on_full)
+        return stored
+
+    def _insert(self, enc: Encoded, conn: sqlite3.Connection, ch: Changes) -> bool:
+        policy = self.policy(enc.sink)
+        self._maybe_sweep(conn, ch, enc.sink, policy)
+        return queries.insert(conn, ch, enc, policy, self._book.bytes_of(enc.sink))
+
+    def _maybe_sweep(self, conn: sqlite3.Connection, ch: Changes, sink: str,
+                     policy: OutboxPolicy) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep.get(sink, -SWEEP_EVERY_S) >= SWEEP_EVERY_S:
+            self._last_sweep[sink] = now
+            queries.evict_expired(conn, ch, sink, time.time())
+
+    # --- forwarders ----------------------------------------------------------
+
+    async def lease(self, sink: str, limit: int) -> list[Leased]:
+        """The next `limit` ready records of `sink`, in order, now in flight."""
+        def op(conn: sqlite3.Connection, ch: Changes) -> list[Leased]:
+            self._maybe_sweep(conn, ch, sink, self.policy(sink))
+            return queries.lease(conn, ch, sink, limit, self._replay_upto)
+        result: list[Leased] = await self._writer.submit(op, durable=False)
+        return result
+
+    async def ack(self, sink: str, seqs: Sequence[int]) -> int:
+        """The sink acknowledged these: delete them (counted as sent)."""
+        n: int = await self._writer.submit(partial(_call, queries.ack, sink, seqs), durable=False)
+        return n
+
+    async def release(self, sink: str, seqs: Sequence[int]) -> int:
+        """The send failed: back to ready, first in line (counted as retried)."""
+        n: int = await self._writer.submit(partial(_call, queries.release, sink, seqs),
+                                           durable=False)
+        return n
+
+    async def bury(self, sink: str, seqs: Sequence[int], reason: str) -> int:
+        """The sink rejected these for good: dead, with the reason (counted)."""
+        def op(conn: sqlite3.Connection, ch: Changes) -> int:
+            return queries.bury(conn, ch, sink, seqs, reason)
+        n: int = await self._writer.submit(op, durable=True)
+        return n
+
+    # --- health --------------------------------------------------------------
+
+    def stats(self) -> dict[str, SinkOutboxStats]:
+        snap = self._book.snapshot(time.time())
+        for sink in self._policies:
+            snap.setdefault(sink, SinkOutboxStats())
+        return snap
+
+    def store_stats(self) -> StoreStats:
+        return self._book.store
+
+    async def close(self) -> None:
+        """Finish queued writes, checkpoint the WAL into the database file, close."""
+        await self._writer.close()
+
+
+def _call(fn: Callable[..., int], sink: str, seqs: Sequence[int],
+          conn: sqlite3.Connection, ch: Changes) -> int:
+    return fn(conn, ch, sink, seqs)
+
+
+def _restore_inflight(conn: sqlite3.Connection) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    n = queries.reset_inflight(conn)
+    conn.execute("COMMIT")
+    return n
