@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agent.config.base import Strict
 from agent.sinks.plc_common import PlcCommon
+
+if TYPE_CHECKING:  # the runtime side is imported by the factory, not by the config
+    from agent.sinks.base import SinkContext
+    from agent.sinks.modbus_link import ModbusClient, ModbusLink
 
 
 class SerialSettings(Strict):
@@ -28,3 +32,43 @@ class ModbusPlcConfig(PlcCommon):
     word_order: Literal["big", "little"] = Field("big", description="Order of the two registers of 32-bit values (big = high word first).")
     verify_writes: bool = Field(False, description="Read back every command write and compare.")
     poll_ms: int = Field(20, ge=5, le=10000, description="Poll period of trigger and reset inputs.")
+
+    @model_validator(mode="after")
+    def _transport_settings(self) -> ModbusPlcConfig:
+        if self.transport == "tcp" and not self.host:
+            raise ValueError("transport tcp needs `host`")
+        if self.transport == "rtu" and self.serial is None:
+            raise ValueError("transport rtu needs `serial` settings")
+        return self
+
+
+def build(name: str, cfg: ModbusPlcConfig, ctx: SinkContext) -> ModbusLink:
+    """Factory: a ModbusLink for this PLC target (not started)."""
+    from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+    from agent.control.backoff import Backoff
+    from agent.sinks.modbus_link import ModbusLink
+
+    timeout = cfg.timeout_ms / 1000
+    if cfg.transport == "tcp":
+        host, port = cfg.host or "", cfg.port
+
+        def factory() -> ModbusClient:
+            return AsyncModbusTcpClient(host, port=port, timeout=timeout, retries=0,
+                                        reconnect_delay=0, name=f"plc-{name}")
+
+        where = f"modbus tcp {host}:{port} device {cfg.device_id}"
+    else:
+        serial = cfg.serial
+        assert serial is not None
+
+        def factory() -> ModbusClient:
+            return AsyncModbusSerialClient(
+                serial.port, baudrate=serial.baudrate, parity=serial.parity,
+                stopbits=serial.stopbits, bytesize=serial.bytesize, timeout=timeout,
+                retries=0, reconnect_delay=0, name=f"plc-{name}")
+
+        where = f"modbus rtu {serial.port} device {cfg.device_id}"
+    backoff = Backoff(cfg.reconnect_initial_ms / 1000, cfg.reconnect_max_ms / 1000)
+    return ModbusLink(name, factory, cfg.device_id, cfg.word_order, backoff,
+                      verify_writes=cfg.verify_writes, where=where)

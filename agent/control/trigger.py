@@ -1,0 +1,172 @@
+"""TriggerHandshake: the smart-camera handshake for one triggered station.
+
+PLC raises `trigger` with `part_id` -> agent reads part id, sets `busy`,
+inspects a frame captured after the trigger, writes `result` (1 OK, 2 NG,
+3 UNKNOWN), `result_code`, `result_part_id`, sets `done`, clears `busy` ->
+PLC clears `trigger` -> agent clears `done`. The trigger is polled every
+`poll_ms`. Every step's timeout and failure is logged and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agent.config.station import StationSignals, TriggerTimeouts
+from agent.control.plc_link import PlcError, PlcLink
+from agent.logutil import RepeatLimiter
+from agent.types import Result, Verdict
+
+log = logging.getLogger(__name__)
+RESULT_CODE = {Result.OK: 1, Result.NG: 2, Result.UNKNOWN: 3}
+Inspect = Callable[[str, float], Awaitable[Verdict]]
+
+
+@dataclass
+class TriggerStats:
+    triggers: int = 0
+    completed: int = 0
+    ok: int = 0
+    ng: int = 0
+    unknown: int = 0
+    inspect_timeouts: int = 0  # no verdict within timeouts.frame_ms: answered UNKNOWN
+    inspect_errors: int = 0
+    clear_timeouts: int = 0  # the PLC did not clear the trigger within timeouts.clear_ms
+    plc_errors: int = 0  # a read or write of a handshake signal failed
+    last_part_id: str | None = None
+    last_cycle_ms: float | None = None
+
+
+class HandshakeStep(Exception):
+    """One step failed; message names the step and signal."""
+
+
+class TriggerHandshake:
+    def __init__(
+        self,
+        link: PlcLink,
+        line: str,
+        station: str,
+        signals: StationSignals,
+        timeouts: TriggerTimeouts,
+        inspect: Inspect,
+        poll_ms: int,
+        *,
+        request_timeout: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        missing = [s for s in ("trigger", "busy", "done", "result") if getattr(signals, s) is None]
+        if missing:
+            raise ValueError(f"station {line}/{station}: triggered mode needs signals {missing}")
+        self.link = link
+        self.line = line
+        self.station = station
+        self.signals = signals
+        self.timeouts = timeouts
+        self.inspect = inspect
+        self.poll_s = poll_ms / 1000
+        self.request_timeout = request_timeout
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._stats = TriggerStats()
+        self._limiter = RepeatLimiter(log, f"trigger {line}/{station}")
+
+    def stats(self) -> TriggerStats:
+        return self._stats
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"trigger-{self.line}-{self.station}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- loop -----------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                if await self._read_bool("trigger"):
+                    await self.cycle()
+                self._limiter.recovered()
+            except (PlcError, HandshakeStep) as exc:
+                self._stats.plc_errors += 1
+                self._limiter.failure("%s", exc)
+            await asyncio.sleep(self.poll_s)
+
+    async def cycle(self) -> None:
+        """One part: the trigger is high now."""
+        t_trigger = self.clock()
+        self._stats.triggers += 1
+        part_id = await self._read_part_id()
+        await self._write("busy", True)
+        verdict_result, code = await self._inspect(part_id, t_trigger)
+        await self._write_result(part_id, verdict_result, code)
+        await self._write("done", True)
+        await self._write("busy", False)
+        self._stats.last_cycle_ms = (self.clock() - t_trigger) * 1000
+        await self._wait_trigger_cleared()
+        await self._write("done", False)
+        self._stats.completed += 1
+
+    # -- steps ----------------------------------------------------------------------
+    async def _read_part_id(self) -> str:
+        if self.signals.part_id is None:
+            return str(self._stats.triggers)
+        value = await self.link.read(self.signals.part_id, self.request_timeout)
+        part_id = str(int(value)) if not isinstance(value, float) else str(value)
+        self._stats.last_part_id = part_id
+        return part_id
+
+    async def _inspect(self, part_id: str, t_trigger: float) -> tuple[Result, int]:
+        limit = self.timeouts.frame_ms / 1000
+        try:
+            verdict = await asyncio.wait_for(self.inspect(part_id, t_trigger), limit)
+        except TimeoutError:
+            self._stats.inspect_timeouts += 1
+            log.warning("trigger %s/%s part %s: no verdict within %d ms: UNKNOWN", self.line,
+                        self.station, part_id, self.timeouts.frame_ms)
+            return Result.UNKNOWN, 0
+        except Exception:  # noqa: BLE001 - the PLC must still get an answer
+            self._stats.inspect_errors += 1
+            log.exception("trigger %s/%s part %s: inspection failed: UNKNOWN", self.line,
+                          self.station, part_id)
+            return Result.UNKNOWN, 0
+        return verdict.result, verdict.defect_code
+
+    async def _write_result(self, part_id: str, result: Result, code: int) -> None:
+        counter = {Result.OK: "ok", Result.NG: "ng", Result.UNKNOWN: "unknown"}[result]
+        setattr(self._stats, counter, getattr(self._stats, counter) + 1)
+        await self._write("result", RESULT_CODE[result])
+        if self.signals.result_code:
+            await self._write("result_code", code)
+        if self.signals.result_part_id and part_id.isdigit():
+            await self._write("result_part_id", int(part_id))
+
+    async def _wait_trigger_cleared(self) -> None:
+        deadline = self.clock() + self.timeouts.clear_ms / 1000
+        while await self._read_bool("trigger"):
+            if self.clock() >= deadline:
+                self._stats.clear_timeouts += 1
+                raise HandshakeStep(
+                    f"PLC did not clear trigger ({self.signals.trigger}) within "
+                    f"{self.timeouts.clear_ms} ms after done; done stays set until it does")
+            await asyncio.sleep(self.poll_s)
+
+    async def _read_bool(self, signal: str) -> bool:
+        address = getattr(self.signals, signal)
+        return bool(await self.link.read(address, self.request_timeout))
+
+    async def _write(self, signal: str, value: int | bool) -> None:
+        address = getattr(self.signals, signal)
+        try:
+            await self.link.write(address, value, self.request_timeout)
+        except PlcError as exc:
+            raise HandshakeStep(f"writing {signal} ({address}) failed: {exc}") from exc

@@ -1,0 +1,137 @@
+"""The soft PLC's OPC UA face: one variable node per tag, mirrored with PlcState.
+
+Client writes reach the state through a data-change callback; state changes
+from Modbus or the simulation are written into the nodes by one mirror task
+(in order). Security: None by default; with a certificate and key, the listed
+policies (e.g. Basic256Sha256 SignAndEncrypt) and optionally only trusted
+client certificates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asyncua import Server, ua
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from plc.state import PlcState, Value
+from plc.tags import Tag
+
+log = logging.getLogger(__name__)
+VARIANT = {"bool": ua.VariantType.Boolean, "u16": ua.VariantType.UInt16,
+           "i16": ua.VariantType.Int16, "u32": ua.VariantType.UInt32,
+           "i32": ua.VariantType.Int32, "f32": ua.VariantType.Float}
+
+
+@dataclass
+class ServerSecurity:
+    certificate: Path  # server certificate (DER or PEM)
+    private_key: Path
+    policies: list[ua.SecurityPolicyType] = field(default_factory=lambda: [
+        ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+    trusted_clients: list[Path] | None = None  # None: accept any client certificate
+    application_uri: str = "urn:edge-agent:softplc"
+
+
+class OpcUaFace:
+    def __init__(self, state: PlcState, server: Server, nodes: dict[str, ua.NodeId]) -> None:
+        self.state = state
+        self.server = server
+        self.nodes = nodes
+        self._queue: asyncio.Queue[tuple[str, Value]] = asyncio.Queue()
+        self._mirror: asyncio.Task[None] | None = None
+        state.listen(self._on_state)
+
+    async def start(self) -> None:
+        for key in self.nodes:
+            await self._write_node(key, self.state.get(key))
+        for key, nodeid in self.nodes.items():
+            self.server.iserver.aspace.add_datachange_callback(
+                nodeid, ua.AttributeIds.Value, self._callback(key))
+        await self.server.start()
+        self._mirror = asyncio.create_task(self._run_mirror(), name="softplc-opcua-mirror")
+
+    async def stop(self) -> None:
+        if self._mirror is not None:
+            self._mirror.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._mirror
+            self._mirror = None
+        await self.server.stop()
+
+    def _on_state(self, key: str, value: Value, source: str) -> None:
+        if source != "opcua" and key in self.nodes:
+            self._queue.put_nowait((key, value))
+
+    async def _run_mirror(self) -> None:
+        while True:
+            key, value = await self._queue.get()
+            await self._write_node(key, value)
+
+    async def _write_node(self, key: str, value: Value) -> None:
+        vtype = VARIANT[self.state.tags.tags[key].type]
+        await self.server.write_attribute_value(self.nodes[key], ua.DataValue(ua.Variant(value, vtype)))
+
+    def _callback(self, key: str):  # type: ignore[no-untyped-def]
+        async def changed(_handle: int, dv: ua.DataValue) -> None:
+            if dv.Value is not None and dv.Value.Value is not None:
+                self.state.set(key, dv.Value.Value, "opcua")
+        return changed
+
+
+async def build_opcua_face(
+    state: PlcState, endpoint: str, security: ServerSecurity | None = None
+) -> OpcUaFace:
+    server = Server()
+    await server.init()
+    server.set_endpoint(endpoint)
+    server.set_server_name("edge-agent soft PLC")
+    await _apply_security(server, security)
+    idx = await server.register_namespace(state.tags.namespace_uri)
+    folder = await server.nodes.objects.add_folder(idx, "SoftPLC")
+    nodes: dict[str, ua.NodeId] = {}
+    for key, tag in state.tags.tags.items():
+        nodes[key] = await _add_variable(folder, idx, tag)
+    return OpcUaFace(state, server, nodes)
+
+
+async def _add_variable(folder, idx: int, tag: Tag) -> ua.NodeId:  # type: ignore[no-untyped-def]
+    nodeid = ua.NodeId.from_string(tag.opcua)
+    if nodeid.NamespaceIndex != idx:
+        raise ValueError(f"plc/tags.yaml: {tag.key}: node {tag.opcua} is not in namespace {idx}")
+    var = await folder.add_variable(nodeid, tag.opcua.split("=")[-1], ua.Variant(tag.default(), VARIANT[tag.type]))
+    await var.set_writable()
+    return var.nodeid
+
+
+async def _apply_security(server: Server, security: ServerSecurity | None) -> None:
+    if security is None:
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        return
+    await server.set_application_uri(security.application_uri)
+    await server.load_certificate(str(security.certificate))
+    await server.load_private_key(str(security.private_key))
+    server.set_security_policy(security.policies)
+    if security.trusted_clients is not None:
+        trusted = {_der(p) for p in security.trusted_clients}
+
+        async def validate(cert: x509.Certificate, _app: ua.ApplicationDescription) -> None:
+            if cert.public_bytes(_DER) not in trusted:
+                raise ua.UaStatusCodeError(ua.StatusCodes.BadCertificateUntrusted)
+
+        server.set_certificate_validator(validate)
+
+
+_DER = Encoding.DER
+
+
+def _der(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data.startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+    return x509.load_der_x509_certificate(data).public_bytes(Encoding.DER)

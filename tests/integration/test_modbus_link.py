@@ -1,0 +1,79 @@
+"""ModbusLink against a plain pymodbus server and the soft PLC: typed writes,
+refusals naming the address, reconnect after a server restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.control.plc_link import PlcRejected, PlcUnavailable
+from agent.sinks.base import SinkState
+from plc.softplc import SoftPlc
+from tests.integration.plc_helpers import TAGS, modbus_link, plain_modbus_server, wait_for
+
+
+async def test_typed_writes_reach_the_plain_server(tmp_path: Path, port: int) -> None:
+    server = await plain_modbus_server(port)
+    link = modbus_link(tmp_path, port, word_order="little")
+    await link.start()
+    try:
+        assert await link.wait_connected(5)
+        await link.write("coil:5", True, 1)
+        await link.write("hr:10:i16", -2, 1)
+        await link.write("hr:20:u32", 0x12345678, 1)
+        await link.write("hr:30:f32", 1.5, 1)
+        assert await server.async_getValues(1, 1, 5, 1) == [True]
+        assert await server.async_getValues(1, 3, 10, 1) == [0xFFFE]
+        assert await server.async_getValues(1, 3, 20, 2) == [0x5678, 0x1234]  # low word first
+        assert await link.read("hr:20:u32", 1) == 0x12345678
+        assert await link.read("hr:30:f32", 1) == 1.5
+        assert link.stats().writes == 4
+    finally:
+        await link.close()
+        await server.shutdown()
+
+
+async def test_refusals_name_the_address(tmp_path: Path, port: int) -> None:
+    plc = SoftPlc(TAGS, modbus_port=port)
+    await plc.start()
+    link = modbus_link(tmp_path, port)
+    await link.start()
+    try:
+        assert await link.wait_connected(5)
+        with pytest.raises(PlcRejected, match=r"coil:999.*illegal data address"):
+            await link.write("coil:999", True, 1)
+        with pytest.raises(PlcRejected, match=r"hr:10.*u16"):
+            await link.write("hr:10", 70000, 1)
+        with pytest.raises(PlcRejected, match="read-only"):
+            await link.write("di:0", True, 1)
+        with pytest.raises(PlcRejected, match="bad Modbus address"):
+            await link.write("coil:x", True, 1)
+        assert link.state is SinkState.CONNECTED  # a refusal is not a lost link
+        assert link.stats().rejected >= 1
+    finally:
+        await link.close()
+        await plc.stop()
+
+
+async def test_plc_down_at_start_then_restart_mid_run(tmp_path: Path, port: int) -> None:
+    link = modbus_link(tmp_path, port)
+    await link.start()  # nobody listens yet: start must not fail
+    try:
+        with pytest.raises(PlcUnavailable):
+            await link.write("coil:0", True, 0.2)
+        await wait_for(lambda: link.state is SinkState.DISCONNECTED, what="first connect fails")
+        assert link.stats().connect_failures >= 1
+        server = await plain_modbus_server(port)
+        assert await link.wait_connected(5)
+        await link.write("coil:1", True, 1)
+        await server.shutdown()
+        await wait_for(lambda: link.state is not SinkState.CONNECTED, what="loss noticed")
+        server = await plain_modbus_server(port)  # a fresh server: the old values are gone
+        assert await link.wait_connected(5)
+        await link.write("coil:2", True, 1)
+        assert await server.async_getValues(1, 1, 2, 1) == [True]
+        assert link.stats().connects >= 2 and link.stats().disconnects >= 1
+        await server.shutdown()
+    finally:
+        await link.close()
