@@ -69,6 +69,7 @@ _STOP = object()
 class GroupCommitWriter:
     def __init__(self, conn: sqlite3.Connection, synchronous: str, window_s: float,
                  hooks: WriterHooks, idle_s: float = 1.0) -> None:
+        """`hooks.when_idle` runs when no operation came for `idle_s`, and at least that often."""
         self._conn = conn
         self._synchronous = synchronous
         self._current_sync = synchronous
@@ -78,6 +79,7 @@ class GroupCommitWriter:
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._main, name="outbox-writer", daemon=True)
         self._closed = False
+        self._last_idle = time.monotonic()
 
     def start(self) -> None:
         self._thread.start()
@@ -118,7 +120,11 @@ class GroupCommitWriter:
         try:
             first = self._queue.get(timeout=self._idle_s)
         except queue.Empty:
+            first = None
+        if first is None or time.monotonic() - self._last_idle >= self._idle_s:
+            self._last_idle = time.monotonic()  # at least once per idle_s, busy or not
             self._guarded(self._hooks.when_idle)
+        if first is None:
             return True
         if first is _STOP:
             return False

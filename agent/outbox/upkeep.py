@@ -41,8 +41,7 @@ class Upkeep:
             changes["disk_full"] = False
             self._disk.recovered("writes succeed again")
         self._errors.recovered("writes succeed again")
-        self.book.update_store(**changes)
-        self._data_version = _data_version(conn)
+        self.book.update_store(**changes)  # (our own commits leave data_version as it is)
 
     def after_failure(self, exc: BaseException) -> None:
         store = self.book.store
