@@ -1,0 +1,140 @@
+"""Build and describe the paho-mqtt 2.x client used by the MQTT sink.
+
+`build_client` turns an MqttSinkConfig into a configured (not yet connected)
+paho client: protocol, client id, persistent session, credentials, TLS, Last
+Will and reconnect backoff. The helpers below classify connection failures
+into "retrying helps" and "the configuration or credentials are wrong".
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent import __version__
+from agent.sinks.base import SinkContext
+from agent.sinks.tls_context import client_ssl_context
+
+if TYPE_CHECKING:
+    from agent.sinks.mqtt import MqttSinkConfig
+
+STATUS_SCHEMA_VERSION = 1
+# CONNACK reason codes that retrying will not fix (MQTT 5 numbering; paho maps 3.1.1 onto it)
+REFUSED_FOR_GOOD = {
+    0x84: "unsupported protocol version",
+    0x85: "client identifier not valid",
+    0x86: "bad user name or password",
+    0x87: "not authorized",
+    0x8A: "banned",
+    0x8C: "bad authentication method",
+}
+
+
+class RecordingClient(mqtt.Client):
+    """paho client that remembers why the last connection attempt failed (paho's
+    on_connect_fail callback does not say)."""
+
+    last_connect_error: BaseException | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            rc = super().reconnect()
+        except OSError as exc:
+            self.last_connect_error = exc
+            raise
+        self.last_connect_error = None
+        return rc
+
+
+def is_v5(client: mqtt.Client) -> bool:
+    return bool(client.protocol == mqtt.MQTTv5)
+
+
+def status_payload(ctx: SinkContext, state: str | None) -> dict[str, Any]:
+    """Common fields of agent-level telemetry (agent.decision.payloads StatusPayload /
+    MetricsPayload); with `state` ("online" / "offline") also the status fields."""
+    body: dict[str, Any] = {"schema_version": STATUS_SCHEMA_VERSION,
+                            "time": datetime.now(UTC).isoformat(),
+                            "site": ctx.site, "agent_id": ctx.agent_id}
+    if state is not None:
+        body.update(state=state, version=__version__)
+    return body
+
+
+def set_will(client: mqtt.Client, ctx: SinkContext, status_topic: str) -> None:
+    """Last Will = retained offline status (re-set before every connect for a fresh time)."""
+    props = publish_properties(None) if is_v5(client) else None
+    client.will_set(status_topic, json.dumps(status_payload(ctx, "offline")), qos=1,
+                    retain=True, properties=props)
+
+
+def connect_properties(cfg: MqttSinkConfig) -> Properties | None:
+    if cfg.protocol != "5":
+        return None
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = cfg.session_expiry_s
+    return props
+
+
+def publish_properties(expiry_s: int | None, record_id: str | None = None) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.PayloadFormatIndicator = 1
+    props.ContentType = "application/json"
+    if expiry_s is not None:
+        props.MessageExpiryInterval = expiry_s
+    if record_id is not None:
+        props.UserProperty = [("record_id", record_id)]
+    return props
+
+
+def build_client(cfg: MqttSinkConfig, ctx: SinkContext, status_topic: str,
+                 where: str) -> RecordingClient:
+    """A configured paho client. ValueError (naming `where`) for unusable TLS files."""
+    client_id = cfg.client_id or ctx.agent_id
+    if cfg.protocol == "5":
+        client = RecordingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                 protocol=mqtt.MQTTv5)
+    else:
+        client = RecordingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=False)
+    if cfg.username is not None:
+        password = cfg.password.get_secret_value() if cfg.password else None
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls is not None:
+        client.tls_set_context(client_ssl_context(cfg.tls, ctx.base_dir, where))
+    set_will(client, ctx, status_topic)
+    client.on_pre_connect = lambda c, _u: set_will(c, ctx, status_topic)
+    client.reconnect_delay_set(1, max(1, int(cfg.reconnect_max_s)))
+    return client
+
+
+def describe_connect_error(exc: BaseException | None) -> tuple[str, bool]:
+    """(reason, for_good): for_good is True when retrying will not help (TLS, certificates)."""
+    if exc is None:
+        return "connection failed", False
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message or exc}", True
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}", True
+    if isinstance(exc, ssl.CertificateError):
+        return f"TLS host name mismatch: {exc}", True
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running and listening on this port?)", False
+    if isinstance(exc, TimeoutError):
+        return "connection timed out", False
+    return f"{type(exc).__name__}: {exc}", False
+
+
+def describe_connack(reason: ReasonCode) -> tuple[str, bool]:
+    """(reason, for_good) for a refused CONNACK."""
+    value = int(reason.value)
+    if value in REFUSED_FOR_GOOD:
+        return f"broker refused the connection: {REFUSED_FOR_GOOD[value]}", True
+    return f"broker refused the connection: {reason} (0x{value:02X})", False

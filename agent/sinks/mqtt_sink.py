@@ -1,0 +1,388 @@
+"""MQTT sink: records at QoS 1 (send returns after every PUBACK), telemetry, status, commands.
+
+paho-mqtt runs its own network thread (`loop_start`); every paho callback is
+handed to the asyncio loop with `call_soon_threadsafe`, so all state below is
+only touched on the loop. Reconnection is paho's, with a capped backoff. A
+connection the broker refuses for good (credentials, TLS) puts the sink in
+FAILED with one clear error; records stay in the outbox because `send` raises
+SinkUnavailable until a connection is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.logutil import RepeatLimiter
+from agent.sinks.base import SinkContext, SinkRejected, SinkState, SinkUnavailable, wire_payload
+from agent.sinks.mqtt_client import (
+    RecordingClient,
+    connect_properties,
+    describe_connack,
+    describe_connect_error,
+    is_v5,
+    publish_properties,
+    status_payload,
+)
+from agent.sinks.mqtt_commands import CommandPolicy, OperatorAction, OperatorCommand, evaluate
+from agent.sinks.mqtt_topics import TopicMap
+from agent.types import Record
+
+if TYPE_CHECKING:
+    from agent.sinks.mqtt import MqttSinkConfig
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("agent.audit.commands")
+PAHO_MAX_PAYLOAD = 268_435_455
+CLOSE_ACK_TIMEOUT_S = 2.0
+
+
+@dataclass
+class MqttSinkStats:
+    published: int = 0  # records handed to the broker
+    acked: int = 0  # records acknowledged (PUBACK success)
+    rejected: int = 0  # records refused (reason code, too large, not JSON)
+    unavailable: int = 0  # sends that raised SinkUnavailable
+    late_acks: int = 0  # PUBACKs that came after their send had timed out
+    telemetry_sent: int = 0
+    telemetry_dropped: int = 0  # status/metrics not sent because disconnected
+    commands_accepted: int = 0
+    commands_rejected: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    connect_failures: int = 0
+    last_error: str | None = None
+
+
+class MqttSink:
+    def __init__(self, name: str, cfg: MqttSinkConfig, ctx: SinkContext,
+                 client: RecordingClient, topics: TopicMap, policy: CommandPolicy) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.ctx = ctx
+        self.client = client
+        self.topics = topics
+        self.policy = policy
+        self.where = f"mqtt sink {name!r} (broker {cfg.host}:{cfg.port})"
+        self._state = SinkState.STARTING
+        self._stats = MqttSinkStats()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[int, tuple[asyncio.Future[ReasonCode], str]] = {}
+        self._untracked: set[int] = set()  # status/telemetry/command replies: acks not awaited
+        self._birth: dict[str, Any] = {}
+        self._handler: Callable[[OperatorCommand], None] | None = None
+        self._max_payload = PAHO_MAX_PAYLOAD
+        self._connack_seen = False
+        self._refused = RepeatLimiter(log, self.where, logging.ERROR)
+        self._link = RepeatLimiter(log, self.where)
+
+    # ---- public API -----------------------------------------------------------------
+
+    @property
+    def state(self) -> SinkState:
+        return self._state
+
+    def stats(self) -> MqttSinkStats:
+        return replace(self._stats)
+
+    def set_birth(self, birth: dict[str, Any]) -> None:
+        self._birth = dict(birth)
+        if self._state is SinkState.CONNECTED:
+            self._publish_online()
+
+    def on_command(self, handler: Callable[[OperatorCommand], None]) -> None:
+        self._handler = handler
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        c = self.client
+        c.on_connect = self._cb_connect
+        c.on_connect_fail = self._cb_connect_fail
+        c.on_disconnect = self._cb_disconnect
+        c.on_publish = self._cb_publish
+        c.on_message = self._cb_message
+        c.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=False,
+                        properties=connect_properties(self.cfg))
+        c.loop_start()
+        log.info("%s: connecting as client id %r", self.where, c._client_id.decode())
+
+    async def send(self, batch: Sequence[Record]) -> None:
+        if self._state is not SinkState.CONNECTED:
+            self._stats.unavailable += 1
+            raise SinkUnavailable(f"{self.where}: not connected ({self._why_down()})")
+        refused: dict[str, str] = {}
+        waits: list[tuple[asyncio.Future[ReasonCode], str]] = []
+        try:
+            for record in batch:
+                try:
+                    waits.append((self._publish_record(record), record.id))
+                except ValueError as exc:
+                    refused[record.id] = str(exc)
+        except SinkUnavailable:
+            self._forget({f for f, _ in waits})
+            raise
+        await self._await_acks(waits, refused)
+        if refused:
+            self._stats.rejected += len(refused)
+            first = next(iter(refused.items()))
+            raise SinkRejected(f"{self.where}: {len(refused)} record(s) refused, "
+                               f"first {first[0]}: {first[1]}", list(refused))
+
+    async def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> bool:
+        if self._state is not SinkState.CONNECTED:
+            self._stats.telemetry_dropped += 1
+            return False
+        if kind == "status":
+            body = {**status_payload(self.ctx, "online"), **self._birth, **payload}
+            ok = self._publish_raw(self.topics.status_topic, body, qos=1, retain=True)
+        else:
+            expiry = max(1, int(self.cfg.status_interval_s * 3))
+            body = {**status_payload(self.ctx, None), **payload}
+            ok = self._publish_raw(self.topics.agent_topic(kind), body, qos=0, expiry=expiry)
+        if ok:
+            self._stats.telemetry_sent += 1
+        else:
+            self._stats.telemetry_dropped += 1
+        return ok
+
+    async def close(self) -> None:
+        if self._state is SinkState.CLOSED:
+            return
+        was_connected = self._state is SinkState.CONNECTED
+        self._state = SinkState.CLOSED
+        if was_connected:
+            await self._publish_offline()
+        self._fail_pending("sink closed")
+        self.client.disconnect()
+        await asyncio.to_thread(self.client.loop_stop)
+        log.info("%s: closed", self.where)
+
+    # ---- records --------------------------------------------------------------------
+
+    def _publish_record(self, record: Record) -> asyncio.Future[ReasonCode]:
+        kind = str(record.kind)
+        topic = self.topics.record_topic(record)
+        data = _encode(wire_payload(record))
+        if len(data) > self._max_payload:
+            raise ValueError(f"payload of {len(data)} bytes does not fit the broker's maximum "
+                             f"packet size ({self._max_payload} bytes left for the payload)")
+        props = None
+        if is_v5(self.client):
+            expiry = self.topics.expiry_s(kind, record.created, datetime.now(UTC))
+            props = publish_properties(expiry, record.id)
+        info = self.client.publish(topic, data, qos=self.topics.qos(kind), properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._stats.unavailable += 1
+            raise SinkUnavailable(f"{self.where}: publish failed: {mqtt.error_string(info.rc)}")
+        self._stats.published += 1
+        return self._register(info.mid, record.id)
+
+    def _register(self, mid: int, record_id: str) -> asyncio.Future[ReasonCode]:
+        assert self._loop is not None
+        fut: asyncio.Future[ReasonCode] = self._loop.create_future()
+        self._pending[mid] = (fut, record_id)
+        return fut
+
+    async def _await_acks(self, waits: list[tuple[asyncio.Future[ReasonCode], str]],
+                          refused: dict[str, str]) -> None:
+        if not waits:
+            return
+        futs = [f for f, _ in waits]
+        done, not_done = await asyncio.wait(futs, timeout=self.cfg.ack_timeout_s)
+        if not_done:
+            self._forget(not_done)
+            self._stats.unavailable += 1
+            raise SinkUnavailable(f"{self.where}: {len(not_done)} of {len(futs)} PUBACK(s) "
+                                  f"not received within {self.cfg.ack_timeout_s:g} s")
+        for fut, record_id in waits:
+            exc = fut.exception()
+            if exc is not None:
+                self._stats.unavailable += 1
+                raise SinkUnavailable(f"{self.where}: {exc}")
+            rc = fut.result()
+            if rc.is_failure:
+                refused[record_id] = f"broker refused: {rc} (0x{int(rc.value):02X})"
+            else:
+                self._stats.acked += 1
+
+    def _forget(self, futs: set[asyncio.Future[ReasonCode]]) -> None:
+        for mid in [m for m, (f, _) in self._pending.items() if f in futs]:
+            del self._pending[mid]
+        for f in futs:
+            f.cancel()
+
+    def _fail_pending(self, why: str) -> None:
+        self._untracked.clear()
+        pending, self._pending = self._pending, {}
+        for fut, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(SinkUnavailable(f"connection lost before PUBACK ({why})"))
+
+    # ---- status / telemetry ---------------------------------------------------------
+
+    def _publish_raw(self, topic: str, body: dict[str, Any], qos: int, retain: bool = False,
+                     expiry: int | None = None) -> bool:
+        props = publish_properties(expiry) if is_v5(self.client) else None
+        try:
+            info = self.client.publish(topic, _encode(body), qos=qos, retain=retain,
+                                       properties=props)
+        except ValueError as exc:
+            log.warning("%s: cannot publish to %s: %s", self.where, topic, exc)
+            return False
+        if qos > 0:
+            self._untracked.add(info.mid)
+        return bool(info.rc == mqtt.MQTT_ERR_SUCCESS)
+
+    def _publish_online(self) -> None:
+        body = {**status_payload(self.ctx, "online"), **self._birth}
+        self._publish_raw(self.topics.status_topic, body, qos=1, retain=True)
+
+    async def _publish_offline(self) -> None:
+        body = status_payload(self.ctx, "offline")
+        props = publish_properties(None) if is_v5(self.client) else None
+        info = self.client.publish(self.topics.status_topic, _encode(body), qos=1, retain=True,
+                                   properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return
+        fut = self._register(info.mid, "status")
+        try:
+            await asyncio.wait_for(fut, CLOSE_ACK_TIMEOUT_S)
+        except (TimeoutError, SinkUnavailable):
+            log.warning("%s: offline status not acknowledged; the Last Will covers it", self.where)
+
+    # ---- paho callbacks (network thread) -> loop --------------------------------------
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    def _cb_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
+                    properties: Any) -> None:
+        size = getattr(properties, "MaximumPacketSize", None) if properties else None
+        self._post(self._on_connect, reason, size)
+
+    def _cb_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._post(self._on_connect_error, self.client.last_connect_error)
+
+    def _cb_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any,
+                       reason: ReasonCode, properties: Any) -> None:
+        self._post(self._on_disconnect, reason)
+
+    def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
+                    properties: Any) -> None:
+        self._post(self._on_ack, mid, reason)
+
+    def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._post(self._on_command_message, bytes(msg.payload))
+
+    # ---- on the loop ----------------------------------------------------------------
+
+    def _on_connect(self, reason: ReasonCode, max_packet: int | None) -> None:
+        if self._state is SinkState.CLOSED:
+            return
+        self._connack_seen = True
+        if reason.is_failure:
+            self._refuse(*describe_connack(reason))
+            return
+        self._max_payload = min(PAHO_MAX_PAYLOAD, (max_packet or PAHO_MAX_PAYLOAD) - 512)
+        self._state = SinkState.CONNECTED
+        self._stats.connects += 1
+        self._stats.last_error = None
+        self._refused.recovered("connected")
+        self._link.recovered("connected")
+        log.info("%s: connected", self.where)
+        if self.cfg.commands.enabled:
+            self.client.subscribe(self.topics.command_topic, qos=1)
+        self._publish_online()
+
+    def _on_connect_error(self, exc: BaseException | None) -> None:
+        if self._state is SinkState.CLOSED:
+            return
+        self._refuse(*describe_connect_error(exc))
+
+    def _refuse(self, reason: str, for_good: bool) -> None:
+        self._stats.connect_failures += 1
+        self._stats.last_error = reason
+        if for_good:
+            self._state = SinkState.FAILED
+            self._refused.failure("%s; records stay in the outbox (retrying every %g s)",
+                                  reason, self.cfg.reconnect_max_s)
+        else:
+            self._state = SinkState.DISCONNECTED
+            self._link.failure("%s; records stay in the outbox", reason)
+
+    def _on_disconnect(self, reason: ReasonCode) -> None:
+        self._fail_pending(str(reason))
+        if self._state is SinkState.CLOSED:
+            return
+        if not self._connack_seen and self.client.last_connect_error is None:
+            self._refuse("broker closed the connection before CONNACK "
+                         "(client certificate refused, or not a MQTT/TLS port?)", True)
+        elif self._state is SinkState.CONNECTED:
+            self._stats.disconnects += 1
+            self._state = SinkState.DISCONNECTED
+            self._stats.last_error = f"connection lost: {reason}"
+            self._link.failure("connection lost (%s); reconnecting", reason)
+        self._connack_seen = False
+
+    def _on_ack(self, mid: int, reason: ReasonCode) -> None:
+        entry = self._pending.pop(mid, None)
+        if entry is None and mid in self._untracked:
+            self._untracked.discard(mid)
+            return
+        if entry is None:
+            self._stats.late_acks += 1
+            return
+        if not entry[0].done():
+            entry[0].set_result(reason)
+
+    def _why_down(self) -> str:
+        return self._stats.last_error or str(self._state)
+
+    # ---- inbound commands -----------------------------------------------------------
+
+    def _on_command_message(self, raw: bytes) -> None:
+        try:
+            outcome = evaluate(raw, self.policy)
+            self._publish_raw(self.topics.command_result_topic, outcome.reply(), qos=1)
+            if not outcome.accepted or outcome.command is None:
+                self._stats.commands_rejected += 1
+                audit.warning("%s: operator command rejected: %s", self.where, outcome.reason)
+                return
+            cmd = outcome.command
+            self._stats.commands_accepted += 1
+            audit.info("%s: operator command %s line=%s station=%s id=%s client=%s accepted",
+                       self.where, cmd.action, cmd.line, cmd.station, cmd.id, cmd.client_id)
+            if cmd.action is OperatorAction.REBIRTH:
+                self._publish_online()
+            if self._handler is not None:
+                self._handler(cmd)
+        except Exception:  # a command must never take the sink down
+            log.exception("%s: error while handling an operator command", self.where)
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False,
+                          default=_json_default).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
