@@ -1,0 +1,120 @@
+"""Topic tree, QoS and expiry per kind; operator command validation (pure logic)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agent.sinks.mqtt_commands import CommandPolicy, OperatorAction, evaluate
+from agent.sinks.mqtt_topics import TopicMap, alert_filter, template_fields
+from agent.types import Record, RecordKind
+
+NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+
+
+def rec(kind: RecordKind, line: str | None = "L1", station: str | None = "S1",
+        created: datetime = NOW) -> Record:
+    return Record(id="r1", kind=kind, payload={}, line=line, station=station, created=created)
+
+
+def tmap(**kw: object) -> TopicMap:
+    return TopicMap(prefix="edge", site="plant1", agent_id="edge-07", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", list(RecordKind))
+def test_station_records_default_tree(kind: RecordKind) -> None:
+    assert tmap().record_topic(rec(kind)) == f"edge/plant1/L1/S1/{kind}"
+
+
+def test_agent_level_records_and_fixed_topics() -> None:
+    t = tmap()
+    assert t.record_topic(rec(RecordKind.DRIFT, None, None)) == "edge/plant1/agent/edge-07/drift"
+    assert t.status_topic == "edge/plant1/agent/edge-07/status"
+    assert t.metrics_topic == "edge/plant1/agent/edge-07/metrics"
+    assert t.command_topic == "edge/plant1/agent/edge-07/cmd"
+    assert t.command_result_topic == "edge/plant1/agent/edge-07/cmd/result"
+
+
+def test_template_override_and_fallback_for_unscoped_records() -> None:
+    t = tmap(templates={"defect": "mes/{site}/{line}/{station}/ng",
+                        "drift": "mes/{site}/drift/{agent_id}"})
+    assert t.record_topic(rec(RecordKind.DEFECT)) == "mes/plant1/L1/S1/ng"
+    # a template that needs line/station cannot place an agent-level record: default tree
+    assert t.record_topic(rec(RecordKind.DEFECT, None, None)) == "edge/plant1/agent/edge-07/defect"
+    assert t.record_topic(rec(RecordKind.DRIFT, None, None)) == "mes/plant1/drift/edge-07"
+    assert t.record_topic(rec(RecordKind.STOP)) == "edge/plant1/L1/S1/stop"
+
+
+@pytest.mark.parametrize("template", ["{prefix}/{plant}/x", "{prefix}/{}/x", "{prefix/x"])
+def test_bad_templates_are_refused(template: str) -> None:
+    with pytest.raises(ValueError, match="bad topic template"):
+        tmap(templates={"defect": template})
+
+
+@pytest.mark.parametrize("station", ["a/b", "+", "#", ""])
+def test_names_that_would_break_the_tree_are_refused(station: str) -> None:
+    with pytest.raises(ValueError, match="cannot be used in an MQTT topic level"):
+        tmap().record_topic(rec(RecordKind.DEFECT, "L1", station))
+
+
+def test_wildcard_in_template_result_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a valid MQTT topic"):
+        tmap(templates={"defect": "{prefix}/#/{line}/{station}"}).record_topic(
+            rec(RecordKind.DEFECT))
+
+
+def test_command_topic_cannot_use_station() -> None:
+    with pytest.raises(ValueError, match="cannot use line/station"):
+        tmap(command_template="{prefix}/{line}/cmd")
+    assert template_fields("{prefix}/{kind}") == {"prefix", "kind"}
+
+
+def test_qos_defaults_to_1_and_expiry_counts_from_creation() -> None:
+    t = tmap(qos_by_kind={"inspection": 0}, expiry_by_kind={"stop": 60})
+    assert t.qos("defect") == 1 and t.qos("inspection") == 0
+    assert t.expiry_s("defect") is None
+    assert t.expiry_s("stop", NOW, NOW + timedelta(seconds=20.5)) == 40
+    assert t.expiry_s("stop", NOW, NOW + timedelta(minutes=5)) == 1  # late: expires at once
+
+
+def test_alert_filter() -> None:
+    assert alert_filter("edge") == "edge/+/+/+/defect"
+    assert alert_filter("edge", line="L1", station="S2") == "edge/+/L1/S2/defect"
+    with pytest.raises(ValueError):
+        alert_filter("edge", line="L/1")
+
+
+POLICY = CommandPolicy(allowed_client_ids=("hmi",), shared_secret="k", max_age_s=30)
+
+
+def cmd(**over: object) -> bytes:
+    body = {"command": "reset", "line": "L1", "station": "S1", "time": NOW.isoformat(),
+            "client_id": "hmi", "secret": "k", **over}
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+def test_command_accepted() -> None:
+    out = evaluate(cmd(id="x"), POLICY, NOW + timedelta(seconds=5))
+    assert out.accepted and out.command is not None
+    assert out.command.action is OperatorAction.RESET and out.reply()["id"] == "x"
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    (cmd(time="2026-11-27T09:30:00"), "timezone"),
+    (cmd(time=(NOW - timedelta(seconds=31)).isoformat()), "not executed late"),
+    (cmd(time=(NOW + timedelta(seconds=31)).isoformat()), "in the future"),
+    (cmd(client_id=None), "client id None is not allowed"),
+    (cmd(command="pause", line=None), "pause needs line and station"),
+    (b"\xff\xfe", "not JSON"),
+])
+def test_command_rejected(raw: bytes, why: str) -> None:
+    out = evaluate(raw, POLICY, NOW)
+    assert not out.accepted and why in out.reason and out.command is None
+
+
+def test_open_policy_accepts_anyone_without_secret() -> None:
+    out = evaluate(cmd(client_id=None, secret=None, command="rebirth", line=None,
+                       station=None), CommandPolicy(), NOW)
+    assert out.accepted
