@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 
 from agent.config.base import Strict
+from agent.sinks.base import SinkContext
 from agent.sinks.outbox_policy import OutboxPolicy
 from agent.sinks.tls import TlsConfig
+
+if TYPE_CHECKING:
+    from agent.sinks.http_sink import HttpSink
 
 
 class HttpAuth(Strict):
@@ -24,4 +28,15 @@ class HttpSinkConfig(Strict):
     auth: HttpAuth = Field(default_factory=HttpAuth, description="Credentials (from secrets).")
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS verification settings.")
     timeout_ms: int = Field(5000, ge=100, description="Request timeout; a timeout counts as 'unavailable'.")
+    batch: bool = Field(True, description="True: one POST per record kind with a JSON array (Idempotency-Key = first..last record id); False: one POST per record with its JSON object (Idempotency-Key = record id).")
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
+
+
+def build(name: str, cfg: HttpSinkConfig, ctx: SinkContext) -> HttpSink:
+    """Factory: auth headers, TLS context and a urllib opener that never follows redirects."""
+    from agent.sinks.http_sink import HttpSink, auth_headers, build_opener
+    from agent.sinks.tls_context import client_ssl_context
+
+    where = f"http sink {name!r}"
+    ssl_ctx = client_ssl_context(cfg.tls, ctx.base_dir, where)
+    return HttpSink(name, cfg, build_opener(ssl_ctx), auth_headers(cfg.auth, where))

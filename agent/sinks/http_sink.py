@@ -1,0 +1,242 @@
+"""HTTP sink (MES REST): POST JSON, acknowledged by a 2xx.
+
+Standard library only (urllib in a worker thread via asyncio.to_thread): one
+blocking POST at a time per sink is all the outbox forwarder needs, and it
+keeps the dependency list short.
+
+Batches: records are grouped by kind (in order of first appearance; order
+within a kind is kept) and POSTed to that kind's URL. With `batch: true` (the
+default) each group is one POST of a JSON array and `Idempotency-Key` is the
+record id for a single record, else "<first id>..<last id>" (ids are UUIDv7,
+time-ordered; every element also carries its own `event_id`, which the MES
+should use to de-duplicate). With `batch: false` each record is its own POST of
+a JSON object with `Idempotency-Key` = record id.
+
+Outcomes: 2xx = delivered; 5xx, 408, 425, 429, timeouts, refused/reset
+connections = SinkUnavailable (retried); 401/403/407 (credentials), 404/405
+(wrong URL), 3xx (redirects are not followed) and TLS failures =
+SinkUnavailable with the sink in FAILED, so records stay in the outbox until the
+configuration is fixed; any other 4xx (400, 413, 422, ...) = SinkRejected with
+the response body (dead-lettered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import json
+import logging
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from agent import __version__
+from agent.logutil import RepeatLimiter
+from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
+from agent.types import Record
+
+if TYPE_CHECKING:
+    from agent.sinks.http import HttpAuth, HttpSinkConfig
+
+log = logging.getLogger(__name__)
+RETRY_LATER = frozenset({408, 425, 429})
+MISCONFIGURED = {401: "credentials refused", 403: "forbidden (credentials or permissions)",
+                 404: "URL not found", 405: "method not allowed at this URL",
+                 407: "proxy authentication required"}
+BODY_LIMIT = 500
+
+
+@dataclass
+class HttpSinkStats:
+    requests: int = 0
+    records_sent: int = 0  # acknowledged by a 2xx
+    rejected: int = 0  # records refused with a 4xx (dead-lettered)
+    unavailable: int = 0  # sends that raised SinkUnavailable
+    last_status: int | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: str
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 3xx surfaces as HTTPError: a POST is never silently re-sent elsewhere
+
+
+def build_opener(ssl_ctx: ssl.SSLContext) -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_NoRedirect(),
+                                       urllib.request.HTTPSHandler(context=ssl_ctx),
+                                       urllib.request.ProxyHandler({}))
+
+
+def auth_headers(auth: HttpAuth, where: str) -> dict[str, str]:
+    if auth.bearer_token is not None and auth.username is not None:
+        raise ValueError(f"{where}: set either auth.bearer_token or auth.username, not both")
+    if auth.bearer_token is not None:
+        return {"Authorization": f"Bearer {auth.bearer_token.get_secret_value()}"}
+    if auth.username is not None:
+        pw = auth.password.get_secret_value() if auth.password else ""
+        token = base64.b64encode(f"{auth.username}:{pw}".encode()).decode("ascii")
+        return {"Authorization": f"Basic {token}"}
+    return {}
+
+
+def idempotency_key(records: Sequence[Record]) -> str:
+    return records[0].id if len(records) == 1 else f"{records[0].id}..{records[-1].id}"
+
+
+def group_by_kind(batch: Sequence[Record]) -> dict[str, list[Record]]:
+    groups: dict[str, list[Record]] = {}
+    for r in batch:
+        groups.setdefault(str(r.kind), []).append(r)
+    return groups
+
+
+class HttpSink:
+    def __init__(self, name: str, cfg: HttpSinkConfig, opener: urllib.request.OpenerDirector,
+                 auth: dict[str, str]) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.opener = opener
+        self.auth = auth
+        self.where = f"http sink {name!r}"
+        self._state = SinkState.STARTING
+        self._stats = HttpSinkStats()
+        self._lim = RepeatLimiter(log, self.where)
+        self._cfg_lim = RepeatLimiter(log, self.where, logging.ERROR)
+
+    @property
+    def state(self) -> SinkState:
+        return self._state
+
+    def stats(self) -> HttpSinkStats:
+        return replace(self._stats)
+
+    def url_for(self, kind: str) -> str:
+        return self.cfg.urls.get(kind, self.cfg.url)
+
+    async def start(self) -> None:
+        self._state = SinkState.CONNECTED  # ready; the state follows each request's outcome
+
+    async def close(self) -> None:
+        self._state = SinkState.CLOSED
+
+    async def send(self, batch: Sequence[Record]) -> None:
+        if self._state is SinkState.CLOSED:
+            raise SinkUnavailable(f"{self.where}: closed")
+        refused: dict[str, str] = {}
+        for kind, records in group_by_kind(batch).items():
+            chunks = [records] if self.cfg.batch else [[r] for r in records]
+            for chunk in chunks:
+                reason = await self._post(self.url_for(kind), chunk)
+                if reason is not None:
+                    refused.update({r.id: reason for r in chunk})
+        if refused:
+            self._stats.rejected += len(refused)
+            raise SinkRejected(next(iter(refused.values())), list(refused))
+
+    async def _post(self, url: str, records: list[Record]) -> str | None:
+        """POST one request; None when delivered, the reason when the MES refused it."""
+        items = [wire_payload(r) for r in records]
+        try:
+            body = _encode(items if self.cfg.batch else items[0])
+        except ValueError as exc:
+            return f"{self.where}: {exc}"
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "User-Agent": f"edge-agent/{__version__}",
+                   "Idempotency-Key": idempotency_key(records), **self.auth}
+        self._stats.requests += 1
+        try:
+            resp = await asyncio.to_thread(self._request, url, body, headers)
+        except _Unavailable as exc:
+            self._unavailable(str(exc), exc.for_good)
+        self._stats.last_status = resp.status
+        if 200 <= resp.status < 300:
+            self._delivered(len(records))
+            return None
+        return self._classify(url, resp)
+
+    def _classify(self, url: str, resp: _Response) -> str:
+        status, body = resp.status, resp.body[:BODY_LIMIT]
+        if status >= 500 or status in RETRY_LATER:
+            self._unavailable(f"POST {url} -> HTTP {status}: {body}", False)
+        if status in MISCONFIGURED or 300 <= status < 400:
+            what = MISCONFIGURED.get(status, "redirect not followed: set the final URL")
+            self._unavailable(f"POST {url} -> HTTP {status} {what}: {body}", True)
+        self._state = SinkState.CONNECTED
+        log.warning("%s: POST %s refused with HTTP %d: %s", self.where, url, status, body)
+        return f"{self.where}: POST {url} -> HTTP {status}: {body}"
+
+    def _delivered(self, n: int) -> None:
+        self._stats.records_sent += n
+        self._stats.last_error = None
+        self._state = SinkState.CONNECTED
+        self._lim.recovered("delivering again")
+        self._cfg_lim.recovered("delivering again")
+
+    def _unavailable(self, why: str, for_good: bool) -> NoReturn:
+        self._stats.unavailable += 1
+        self._stats.last_error = why
+        if for_good:
+            self._state = SinkState.FAILED
+            self._cfg_lim.failure("%s; records stay in the outbox", why)
+        else:
+            self._state = SinkState.DISCONNECTED
+            self._lim.failure("%s; records stay in the outbox", why)
+        raise SinkUnavailable(f"{self.where}: {why}")
+
+    def _request(self, url: str, body: bytes, headers: dict[str, str]) -> _Response:
+        """Blocking POST (worker thread). Raises _Unavailable for transport failures."""
+        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with self.opener.open(req, timeout=self.cfg.timeout_ms / 1000) as r:
+                return _Response(r.status, r.read(4096).decode("utf-8", "replace"))
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return _Response(exc.code, exc.read(4096).decode("utf-8", "replace"))
+        except urllib.error.URLError as exc:
+            raise _transport_error(url, exc.reason) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise _transport_error(url, exc) from None
+
+
+class _Unavailable(Exception):
+    def __init__(self, msg: str, for_good: bool) -> None:
+        super().__init__(msg)
+        self.for_good = for_good
+
+
+def _transport_error(url: str, reason: object) -> _Unavailable:
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        return _Unavailable(f"POST {url}: TLS certificate verification failed: "
+                            f"{reason.verify_message or reason}", True)
+    if isinstance(reason, ssl.SSLError):
+        return _Unavailable(f"POST {url}: TLS handshake failed: {reason.reason or reason}", True)
+    if isinstance(reason, TimeoutError):
+        return _Unavailable(f"POST {url}: timed out", False)
+    if isinstance(reason, ConnectionRefusedError):
+        return _Unavailable(f"POST {url}: connection refused", False)
+    return _Unavailable(f"POST {url}: {reason}", False)
+
+
+def _encode(obj: Any) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False,
+                          default=_json_default).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
