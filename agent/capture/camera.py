@@ -90,7 +90,7 @@ class Camera:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the capture thread, wait up to `timeout` for it, close every slot."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.warning("camera %r: capture thread still blocked in %s after %.1f s",
@@ -186,6 +186,7 @@ class Camera:
         self._freeze.reset()
         while True:
             self._sleep(self._pacer.delay(self._clock()) if not self.source.live else 0.0)
+            t_read = self._clock()
             try:
                 grab = self.source.read(self._clock)
             except Exception as exc:
@@ -194,6 +195,7 @@ class Camera:
                 continue
             if grab is None:
                 return True
+            self._check_read_time(self._clock() - t_read)
             if not self._handle(grab):
                 return False
 
@@ -207,6 +209,13 @@ class Camera:
             return True
         self._sleep(_ERROR_PAUSE_S)
         return False
+
+    def _check_read_time(self, seconds: float) -> None:
+        """A read slower than read_timeout_ms counts as a read error (its frame is kept)."""
+        limit_ms = self.options.read_timeout_ms
+        if seconds * 1000 > limit_ms:
+            self._read_errors += 1
+            self._error(f"read took {seconds * 1000:.0f} ms (read_timeout_ms {limit_ms})")
 
     def _handle(self, grab: Grab) -> bool:
         """Check, transform and publish one grab; False when the stream is frozen."""

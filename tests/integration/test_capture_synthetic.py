@@ -63,6 +63,9 @@ def test_slow_consumer_gets_newest_frames_and_every_drop_is_counted() -> None:
     cam.start()
     for t in threads:
         t.start()
+    while threads[1].is_alive() and cam.stats().fps == 0.0:
+        time.sleep(0.01)
+    fps_while_streaming = cam.stats().fps
     for t in threads:
         t.join(30)
     cam.stop()
@@ -75,6 +78,7 @@ def test_slow_consumer_gets_newest_frames_and_every_drop_is_counted() -> None:
     assert slow.dropped > 30  # 60 frames at 100 fps, one taken per 80 ms
     assert cam.stats().dropped == slow.dropped + fast.dropped
     assert cam.stats().captured == 60
+    assert fps_while_streaming > 0
     # newest-frame semantics: a slow consumer's frames do not age with its backlog
     # (a queue would hand out frames ~0.5 s old by the end); generous bound for a noisy box
     assert max(age for _, age in slow_got) < 0.3

@@ -191,3 +191,24 @@ def test_state_shows_stalled_while_a_read_blocks() -> None:
     assert cam.stats().state is S.STALLED
     gate.set()
     cam.stop()
+
+
+def test_slow_read_counts_as_read_error_but_keeps_the_frame() -> None:
+    cam, ev = _start(FakeSource(period=0.08), read_timeout_ms=50, stall_after_ms=2000)
+    slot = cam.subscribe()
+    frame = slot.get(timeout=5)
+    cam.stop()
+    assert frame is not None
+    assert cam.stats().read_errors >= 1
+    assert any("(read_timeout_ms 50)" in e.message and e.error for e in ev.items)
+
+
+def test_stop_from_a_listener_does_not_deadlock() -> None:
+    cam = Camera("cam1", FakeSource(), _opts())
+    cam.add_listener(lambda e: cam.stop() if e.state is S.STREAMING else None)
+    slot = cam.subscribe()
+    cam.start()
+    while slot.get(timeout=5) is not None:
+        pass
+    cam.stop()
+    assert cam.state is S.STOPPED

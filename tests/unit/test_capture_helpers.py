@@ -93,3 +93,32 @@ def test_redact_url_hides_password_only() -> None:
     assert redact_url("/dev/video0") == "/dev/video0"
     msg = "failed rtsp://admin:s3cret@10.0.0.5:554/ch1 (s3cret)"
     assert "s3cret" not in scrub(msg, "rtsp://admin:s3cret@10.0.0.5:554/ch1")
+
+
+def test_gstreamer_pipeline_needs_an_opencv_with_gstreamer() -> None:
+    from pydantic import ValidationError
+
+    from agent.capture.sources.opencv_source import OpenCVCameraConfig, opencv_has_gstreamer
+
+    raw = {"type": "opencv", "source": "videotestsrc ! appsink", "gstreamer": True}
+    if opencv_has_gstreamer():
+        assert OpenCVCameraConfig.model_validate(raw).gstreamer
+    else:
+        with pytest.raises(ValidationError, match="needs OpenCV built with GStreamer"):
+            OpenCVCameraConfig.model_validate(raw)
+
+
+def test_resolve_target_classifies_sources() -> None:
+    from pathlib import Path
+
+    from agent.capture.sources.opencv_source import resolve_target
+
+    base = Path("/cfg")
+    assert resolve_target(0, False, base).kind == "device"
+    assert resolve_target("2", False, base).target == 2
+    assert resolve_target("/dev/video1", False, base).kind == "device"
+    rtsp = resolve_target("rtsp://u:pw@cam/1", False, base)
+    assert (rtsp.kind, rtsp.description) == ("stream", "rtsp://u:***@cam/1")
+    f = resolve_target("clips/a.mp4", False, base)
+    assert (f.kind, f.target) == ("file", "/cfg/clips/a.mp4")
+    assert resolve_target("/abs/a.mp4", False, base).target == "/abs/a.mp4"
