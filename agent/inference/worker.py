@@ -1,0 +1,161 @@
+"""InferenceWorker: one thread per station, from its newest-frame slot to `on_result`.
+
+The worker takes the newest frame; a frame already older than the station's latency
+budget when inference would start is dropped and counted (`dropped_late`), never
+inspected late. Every inspection, including one that carries an error, goes to
+`on_result(key, inspection)`; an exception there is logged once and counted, and the
+worker keeps going. When the slot is closed and empty (the source ended or capture
+stopped) the worker ends. While idle it re-warms the model after `rewarm_after_idle_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from agent.capture.slot import LatestFrame
+from agent.inference.runner import ModelRunner
+from agent.inference.stats import WorkerStats
+from agent.logutil import RepeatLimiter
+from agent.types import Frame, Inspection
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1  # how often an idle or paused worker looks at stop / pause / warm-up
+BUSY_WINDOW_S = 10.0
+
+
+class InferenceWorker:
+    def __init__(self, key: str, runner: ModelRunner, slot: LatestFrame, budget_ms: float,
+                 on_result: Callable[[str, Inspection], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.key = key
+        self.runner = runner
+        self.slot = slot
+        self.budget_ms = budget_ms
+        self.on_result = on_result
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._paused = False
+        self._thread: threading.Thread | None = None
+        self._late = RepeatLimiter(log, f"station {key}")
+        self._callback = RepeatLimiter(log, f"station {key} result handler", logging.ERROR)
+        self._inspected = self._dropped_late = self._errors = self._callback_errors = 0
+        self._busy: deque[tuple[float, float]] = deque()  # (end time, busy seconds)
+        self._started = clock()
+        self._last_progress: float | None = None
+        self._last_loop = self._started
+
+    # -- control ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"inference worker {self.key!r} already started")
+        self._started = self._last_loop = self.clock()
+        self._thread = threading.Thread(target=self._run, name=f"infer-{self.key}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the frame in progress, then end; waits up to `timeout`."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("station %s: inference worker still busy after %.1f s (model %s)",
+                          self.key, timeout, self.runner.name)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end (e.g. after its source ended); True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
+    def pause(self) -> None:
+        """Operator pause: frames stay in the slot (the newest replaces older ones)."""
+        with self._cond:
+            self._paused = True
+        log.info("station %s: inspection paused", self.key)
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+        log.info("station %s: inspection resumed", self.key)
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while self._wait_unpaused():
+                self._last_loop = self.clock()
+                frame = self.slot.get(timeout=POLL_S)
+                if frame is not None:
+                    self._handle(frame)
+                elif self.slot.closed and not self.slot.pending:
+                    log.info("station %s: frame source closed; inference worker ends", self.key)
+                    return
+                else:
+                    self.runner.maybe_rewarm()
+        except Exception:  # a bug must not end inspection silently
+            log.exception("station %s: inference worker crashed", self.key)
+
+    def _wait_unpaused(self) -> bool:
+        """False once stopping; blocks while paused."""
+        with self._cond:
+            while self._paused and not self._stopping:
+                self._last_loop = self.clock()
+                self._cond.wait(POLL_S)
+            return not self._stopping
+
+    def _handle(self, frame: Frame) -> None:
+        start = self.clock()
+        age_ms = (start - frame.t_capture) * 1000.0
+        if age_ms > self.budget_ms:
+            self._dropped_late += 1
+            self._late.failure("dropping frames older than the latency budget when inference "
+                               "would start (frame %s#%d: %.1f ms > %.1f ms)",
+                               frame.camera_id, frame.seq, age_ms, self.budget_ms)
+            return
+        self._late.recovered("frames within the latency budget again")
+        inspection = self.runner.infer(frame)
+        if inspection.error is not None:
+            self._errors += 1
+        self._deliver(inspection)
+        end = self.clock()
+        self._inspected += 1
+        self._last_progress = end
+        with self._cond:
+            self._busy.append((end, end - start))
+
+    def _deliver(self, inspection: Inspection) -> None:
+        try:
+            self.on_result(self.key, inspection)
+        except Exception as exc:
+            self._callback_errors += 1
+            self._callback.failure("failed on frame %s#%d: %r", inspection.camera_id,
+                                   inspection.frame_seq, exc)
+        else:
+            self._callback.recovered()
+
+    # -- stats -----------------------------------------------------------------------------
+
+    def _busy_fraction(self, now: float) -> float:
+        with self._cond:
+            while self._busy and self._busy[0][0] < now - BUSY_WINDOW_S:
+                self._busy.popleft()
+            busy = sum(b for _, b in self._busy)
+        span = min(BUSY_WINDOW_S, now - self._started)
+        return min(1.0, busy / span) if span > 0 else 0.0
+
+    def stats(self) -> WorkerStats:
+        now = self.clock()
+        running = self._thread is not None and self._thread.is_alive()
+        return WorkerStats(self._inspected, self._dropped_late, self._errors,
+                           self._callback_errors, self._busy_fraction(now), self._last_progress,
+                           self._last_loop, self._paused, running)
