@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from agent.config.base import Strict
+from agent.sinks.base import SinkContext
 from agent.sinks.outbox_policy import OutboxPolicy
+
+if TYPE_CHECKING:
+    from agent.sinks.file_sink import FileSink
 
 
 class FileSinkConfig(Strict):
@@ -17,3 +22,11 @@ class FileSinkConfig(Strict):
     rotate_bytes: int = Field(1024 * 1024, ge=1024, description="Start a new file after this size.")
     rotate_s: float = Field(3600.0, gt=0, description="Start a new file after this many seconds.")
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
+
+
+def build(name: str, cfg: FileSinkConfig, ctx: SinkContext) -> FileSink:
+    """Factory: the folder resolved against the config file's folder."""
+    from agent.sinks.file_sink import FileSink
+
+    folder = Path(cfg.dir)
+    return FileSink(name, cfg, folder if folder.is_absolute() else ctx.base_dir / folder)
