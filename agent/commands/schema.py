@@ -1,9 +1,14 @@
-"""Print the JSON Schema of the config file (the same as config/agent.schema.json)."""
+"""Print the JSON Schema of the config file (the same as config/agent.schema.json).
+
+With --payloads DIR, write the JSON Schema of every MQTT payload instead
+(DIR/<kind>.schema.json, as in config/schemas/).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from agent.config.models import AgentConfig
 
@@ -13,9 +18,17 @@ def config_schema_text() -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--payloads", metavar="DIR", type=Path, default=None,
+                   help="write the payload schemas (defect, inspection, stop, alarm, drift, "
+                        "status, metrics) to DIR/<kind>.schema.json instead")
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "payloads", None) is not None:
+        from agent.decision.payloads import write_payload_schemas
+
+        for path in write_payload_schemas(args.payloads):
+            print(path)
+        return 0
     print(config_schema_text(), end="")
     return 0

@@ -18,7 +18,7 @@ from agent.decision.evaluation import NG_STEPS, evaluate, frame_verdict, unknown
 from agent.decision.records import RecordFactory
 from agent.decision.state import StationState
 from agent.decision.triggered import part_verdict, precheck
-from agent.decision.validate import UNKNOWN_STATION, reject_reason
+from agent.decision.validate import BAD_CLOCK, UNKNOWN_STATION, clock_ok, reject_reason
 from agent.decision.views import Counters, Decision, EngineStats, IncidentView, StationView
 from agent.logutil import RepeatLimiter
 from agent.types import (
@@ -63,7 +63,7 @@ class DecisionEngine:
 
     # -- continuous mode -----------------------------------------------------------------
     def on_inspection(self, line: str, station: str, insp: Inspection, now: float) -> Decision:
-        st = self._accept(line, station, insp)
+        st = self._accept(line, station, insp, now)
         if st is None:
             return Decision()
         if insp.error:
@@ -78,14 +78,14 @@ class DecisionEngine:
     # -- triggered mode ------------------------------------------------------------------
     def on_part(self, line: str, station: str, part_id: str, insp: Inspection | None,
                 now: float, reason: str | None = None) -> Decision:
-        st = self._station(line, station)
+        st = self._station(line, station, now)
         if st is None:
             return Decision()
         if part_id in st.recent_parts:
             self._reject(st, DUPLICATE_PART, f"part {part_id!r} already has a verdict")
             return Decision()
         st.recent_parts.append(part_id)
-        rejected = self._check(st, insp) if insp is not None else None
+        rejected = self._check(st, insp, now) if insp is not None else None
         check = precheck(insp, reason, rejected)
         if check.reason is not None or insp is None:
             verdict = unknown_verdict(st, check.reason or "no frame", insp, now, part_id=part_id)
@@ -100,20 +100,20 @@ class DecisionEngine:
     # -- fail-safe -----------------------------------------------------------------------
     def on_inspection_impossible(self, line: str, station: str, reason: str,
                                  now: float) -> Decision:
-        st = self._station(line, station)
+        st = self._station(line, station, now)
         if st is None:
             return Decision()
         return failsafe.impossible(st, reason, now, self._issuer, self._records,
                                    self._counters, self._ids)
 
     def on_inspection_possible(self, line: str, station: str, now: float) -> Decision:
-        st = self._station(line, station)
+        st = self._station(line, station, now)
         return Decision() if st is None else failsafe.possible(st, now, self._records)
 
     # -- latch ---------------------------------------------------------------------------
     def reset(self, line: str, station: str, source: str, now: float) -> Decision:
         """Release a latched stop; always sends RESET to the PLC (its own latch may be set)."""
-        st = self._station(line, station)
+        st = self._station(line, station, now)
         if st is None:
             return Decision()
         latch, st.latch = st.latch, None
@@ -158,22 +158,28 @@ class DecisionEngine:
         return self._counters.snapshot()
 
     # -- helpers -------------------------------------------------------------------------
-    def _station(self, line: str, station: str) -> StationState | None:
+    def _station(self, line: str, station: str, now: float) -> StationState | None:
+        if not clock_ok(now):
+            self._counters.rejected[BAD_CLOCK] += 1
+            self._limiter("clock").failure("%s/%s: now=%r is not a monotonic time", line,
+                                           station, now)
+            return None
         st = self._stations.get((line, station))
         if st is None:
             self._counters.rejected[UNKNOWN_STATION] += 1
             self._limiter("unknown station").failure("%s/%s is not configured", line, station)
         return st
 
-    def _accept(self, line: str, station: str, insp: Inspection) -> StationState | None:
-        st = self._station(line, station)
-        if st is None or self._check(st, insp) is not None:
+    def _accept(self, line: str, station: str, insp: Inspection,
+                now: float) -> StationState | None:
+        st = self._station(line, station, now)
+        if st is None or self._check(st, insp, now) is not None:
             return None
         return st
 
-    def _check(self, st: StationState, insp: Inspection) -> str | None:
+    def _check(self, st: StationState, insp: Inspection, now: float) -> str | None:
         """Validate; an accepted inspection advances the station's sequence number."""
-        reason = reject_reason(st, insp)
+        reason = reject_reason(st, insp, now)
         if reason is not None:
             self._reject(st, reason, f"frame {insp.frame_seq} (last {st.last_seq})")
             return reason

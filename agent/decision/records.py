@@ -63,7 +63,7 @@ class RecordFactory:
         now = self.wall()
         payload = DefectPayload(
             event_id=event_id, time=now, site=self.site, agent_id=self.agent_id, line=st.line,
-            station=st.station, camera=st.cfg.camera, part_id=insp.part_id,
+            station=st.station, camera=st.cfg.camera, part_id=verdict.part_id,
             defect_code=rule.defect_code, defect_class=rule.defect_class, severity=rule.severity,
             action=rule.action, score=max(m.score for m in marks), box=best.box,
             rule=rule_text(rule), frame_seq=insp.frame_seq, frames=[m.seq for m in marks],

@@ -18,6 +18,8 @@ MODEL = ModelInfo(name="defect-cnn", version="1.2.0", sha256="ab" * 32,
                   provider="CPUExecutionProvider")
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 LINE, ST = "l1", "st1"
+TRIGGER_SIGNALS = {"trigger": "coil:10", "part_id": "hr:20", "busy": "coil:11", "done": "coil:12",
+                   "result": "hr:21"}
 
 
 def model_dir(base: Path) -> Path:
@@ -38,6 +40,8 @@ def config(base: Path, rules: list[dict[str, Any]] | None = None, plc: bool = Tr
                           "rules": rules if rules is not None else [rule()], **station}
     if plc:
         st["plc"] = "p1"
+    if st.get("mode") == "triggered":
+        st.setdefault("signals", TRIGGER_SIGNALS)
     doc = {
         "site": "plant", "agent_id": "box1", "state_dir": "state",
         "cameras": {"cam1": {"type": "synthetic", "seed": 1}},

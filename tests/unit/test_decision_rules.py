@@ -227,3 +227,27 @@ def test_inspection_records_only_when_published(tmp_path: Path, publish: bool, r
         assert [r.payload["verdict"] for r in insp_recs] == ["OK", "NG", "OK"]
         assert insp_recs[1].payload["defect_event_id"] == ds[1].records[0].id
         assert insp_recs[1].payload["findings"] == [{"label": "scratch", "score": 0.9, "box": None}]
+
+
+@pytest.mark.parametrize(("station", "bad", "now", "reason"), [
+    ("ghost", insp(5), 5.0, "unknown_station"),
+    (ST, insp(5, ("scratch", float("nan"))), 5.0, "nan_score"),
+    (ST, insp(5, ("scratch", float("inf"))), 5.0, "nan_score"),
+    (ST, insp(5, Finding("scratch", 0.9, (0, 0, float("nan"), 1))), 5.0, "bad_box"),
+    (ST, insp(5, timings=StageTimings(infer_ms=float("nan"))), 5.0, "bad_timing"),
+    (ST, insp(5, now=-1e308), 1e308, "bad_timing"),  # finite, but the latency overflows
+    (ST, insp(2), 5.0, "out_of_order_seq"),
+    (ST, insp(3), 5.0, "out_of_order_seq"),  # a repeated frame is out of order too
+    (ST, insp(5), float("nan"), "bad_clock"),
+])
+def test_bad_input_is_refused_and_counted(tmp_path: Path, station: str, bad: Any, now: float,
+                                          reason: str) -> None:
+    eng = engine(config(tmp_path, [rule(k=2, n=3)]))
+    run(eng, "..XX")  # frames 0..3, incident open
+    before = eng.station_state(LINE, ST)
+    d = eng.on_inspection(LINE, station, bad, now)
+    assert not d.verdicts and not d.commands and not d.records
+    assert eng.stats().rejected == {reason: 1}
+    assert eng.station_state(LINE, ST) == before
+    ok = eng.on_inspection(LINE, ST, insp(4, ("scratch", 0.9)), 4.0)  # the next good frame is fine
+    assert ok.verdicts[0].result is Result.NG and not ok.records  # same incident, no re-alert
