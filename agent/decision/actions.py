@@ -49,7 +49,7 @@ def _opened(st: StationState, o: ClassOutcome, insp: Inspection, verdict: Verdic
         return out
     text = rule_text(o.rule)
     cmd = issuer.build(st, kind, o.event_id, now, defect_code=o.rule.defect_code,
-                       part_id=verdict.part_id, rule=text, ev=evidence(insp, marks, text))
+                       part_id=verdict.part_id, rule=text, ev=evidence(insp.model, marks, text))
     return out + issuer.issue(st, cmd, now)
 
 
@@ -60,7 +60,7 @@ def part_reject(st: StationState, outcome: ClassOutcome | None, insp: Inspection
     if outcome is None or outcome.best is None or outcome.rule.action == "alert":
         return Decision()
     text = rule_text(outcome.rule)
-    ev = evidence(insp, [m for m in outcome.marks if m.seq == insp.frame_seq], text)
+    ev = evidence(insp.model, [m for m in outcome.marks if m.seq == insp.frame_seq], text)
     cmd = issuer.build(st, CommandKind.REJECT, verdict.event_id or new_id(), now,
                        defect_code=outcome.rule.defect_code, part_id=verdict.part_id,
                        rule=text, ev=ev)

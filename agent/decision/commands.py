@@ -10,19 +10,19 @@ from agent.decision.kofn import Mark
 from agent.decision.records import RecordFactory
 from agent.decision.state import Latch, StationState
 from agent.decision.views import Counters, Decision
-from agent.types import Command, CommandKind, CommandOutcome, Inspection, OutcomeStatus
+from agent.types import Command, CommandKind, CommandOutcome, ModelInfo, OutcomeStatus
 
 log = logging.getLogger(__name__)
 
 
-def evidence(insp: Inspection | None, marks: list[Mark], rule: str | None) -> dict[str, Any]:
+def evidence(model: ModelInfo | None, marks: list[Mark], rule: str | None,
+             **extra: Any) -> dict[str, Any]:
     """Why the command was issued: frames, scores, rule, model identity and provider."""
     ev: dict[str, Any] = {"frames": [m.seq for m in marks], "scores": [m.score for m in marks],
-                          "rule": rule}
-    if insp is not None:
-        m = insp.model
-        ev["model"] = {"name": m.name, "version": m.version, "sha256": m.sha256}
-        ev["provider"] = m.provider
+                          "rule": rule, **extra}
+    if model is not None:
+        ev["model"] = {"name": model.name, "version": model.version, "sha256": model.sha256}
+        ev["provider"] = model.provider
     return ev
 
 

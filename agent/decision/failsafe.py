@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from agent.decision.commands import CommandIssuer
+from agent.decision.commands import CommandIssuer, evidence
 from agent.decision.records import RecordFactory
 from agent.decision.state import Episode, StationState
 from agent.decision.views import Counters, Decision
@@ -38,7 +38,8 @@ def _act(st: StationState, ep: Episode, now: float, issuer: CommandIssuer,
               st.line, st.station, now - ep.since, ep.reason, action)
     kind = CommandKind.STOP if action == "stop" else CommandKind.ALARM
     rule = f"fail_safe: {ep.reason} for >= {st.cfg.fail_safe.after_s:g} s -> {action}"
-    cmd = issuer.build(st, kind, ep.event_id, now, rule=rule, ev={"reason": ep.reason})
+    ev = evidence(st.last_model, [], rule, reason=ep.reason, impossible_s=now - ep.since)
+    cmd = issuer.build(st, kind, ep.event_id, now, rule=rule, ev=ev)
     record = records.alarm(st, "raised", ep.event_id, reason=ep.reason, action=action,
                            duration_s=now - ep.since)
     return Decision(records=(record,)) + issuer.issue(st, cmd, now)

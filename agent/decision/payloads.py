@@ -15,7 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
-StationStateName = Literal["ok", "incident", "inspection_impossible", "fail_safe", "stopped"]
+StationStateName = Literal[
+    "ok", "incident", "inspection_impossible", "fail_safe", "stopped",  # StationView.state
+    "inspecting", "impaired", "paused",  # health view of a running station
+]
 VerdictName = Literal["OK", "NG", "UNKNOWN"]
 
 
@@ -151,7 +154,7 @@ class StationStatus(BaseModel):
 
     line: str = Field(description="Production line name.")
     station: str = Field(description="Station name.")
-    state: StationStateName = Field(description="ok, incident (a defect is open), inspection_impossible, fail_safe (the fail-safe acted) or stopped (latched until reset).")
+    state: StationStateName = Field(description="ok, incident (a defect is open), inspection_impossible, fail_safe (the fail-safe acted), stopped (latched until reset), inspecting (healthy and inspecting), impaired (a health check fails) or paused.")
 
 
 class StatusPayload(_Payload):
@@ -162,12 +165,20 @@ class StatusPayload(_Payload):
     started: datetime | None = Field(None, description="When the agent started (UTC).")
     models: list[ModelStatus] = Field(default_factory=list, description="Loaded models.")
     stations: list[StationStatus] = Field(default_factory=list, description="Stations and their state.")
+    healthy: bool | None = Field(None, description="All health checks pass (absent in the Last Will).")
+    failing: list[str] = Field(default_factory=list, description="Names of the failing health checks.")
 
 
-class MetricsPayload(_Payload):
+class MetricsPayload(BaseModel):
     """Periodic metrics (telemetry, latest value only)."""
 
-    metrics: dict[str, float] = Field(description="Metric name -> value.")
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = Field(1, description="Version of this payload schema.")
+    time: datetime = Field(description="When the agent produced this payload (UTC, ISO-8601).")
+    agent_id: str = Field(description="Id of the edge agent that produced this payload.")
+    site: str | None = Field(None, description="Site (plant) name from the config.")
+    values: dict[str, float] = Field(description="Metric name (with labels, e.g. 'frame_age_ms{station=l1/s1}') -> value.")
 
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {

@@ -103,6 +103,8 @@ def test_fail_safe(tmp_path: Path, action: str, after_s: float, calls: list[floa
     (cmd,) = d.commands
     assert cmd.kind is (CommandKind.STOP if action == "stop" else CommandKind.ALARM)
     assert "camera stalled" in (cmd.rule or "") and cmd.deadline == pytest.approx(t + 0.25)
+    assert cmd.evidence["reason"] == "camera stalled" and cmd.evidence["rule"] == cmd.rule
+    assert cmd.evidence["impossible_s"] == pytest.approx(t - calls[0])
     (rec,) = d.records
     assert rec.kind is RecordKind.ALARM and rec.id == cmd.event_id
     assert rec.payload["event"] == "raised" and rec.payload["action"] == action

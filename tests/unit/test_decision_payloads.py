@@ -108,10 +108,13 @@ def test_telemetry_payloads_validate() -> None:
         time=now, site="plant", agent_id="box1", state="online", version="0.1.0", started=now,
         models=[{"name": "m", "version": "1", "sha256": "ab", "provider": "CPUExecutionProvider",
                  "fallback": True}],
-        stations=[{"line": LINE, "station": ST, "state": "stopped"}])
+        stations=[{"line": LINE, "station": ST, "state": "stopped"}], healthy=True)
     validate("status", status.model_dump(mode="json"))
-    metrics = PAYLOAD_MODELS["metrics"](time=now, site="plant", agent_id="box1",
-                                        metrics={"fps": 14.8, "outbox_depth": 3})
+    metrics = PAYLOAD_MODELS["metrics"](time=now, agent_id="box1",
+                                        values={"fps": 14.8, "outbox_depth": 3})
     validate("metrics", metrics.model_dump(mode="json"))
     with pytest.raises(jsonschema.ValidationError):
         validate("status", {**status.model_dump(mode="json"), "state": "sleeping"})
+    last_will = {"schema_version": 1, "time": "2026-11-27T09:00:00+00:00", "site": "plant",
+                 "agent_id": "box1", "state": "offline", "version": "0.1.0"}
+    validate("status", last_will)
