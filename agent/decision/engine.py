@@ -36,6 +36,22 @@ DUPLICATE_PART = "duplicate_part_id"
 
 
 class DecisionEngine:
+    """Per station and defect class: min_score, ROI, k-of-n, hysteresis, cool-down, action.
+
+    - A confirmed defect opens one incident: one `defect` record and one action (alert: the
+      record only; reject: REJECT; stop: STOP, latched until `reset`). Later frames of the
+      incident update it silently; it closes after `clear_after` clean frames.
+    - Continuous verdicts are NG for frames that show a confirmed defect, UNKNOWN on an
+      inference error (the error frame counts neither as hit nor as clean), else OK.
+    - Triggered (`on_part`): one verdict per part id, NG when a watched class is on the part,
+      UNKNOWN when there is no trustworthy frame; a late OK becomes UNKNOWN. Each NG part
+      whose deciding rule is reject/stop gets its own REJECT; stops still need k-of-n parts.
+    - Bad input (unknown station, non-finite score/box/timing/clock, out-of-order frame seq,
+      a second verdict for a part id) is refused, counted in `stats().rejected`, and leaves
+      the station's state untouched.
+    Not thread-safe: call it from one thread (the daemon's asyncio loop).
+    """
+
     def __init__(self, cfg: AgentConfig, *, ids: Callable[[], str] = new_event_id,
                  wall: Callable[[], datetime] = utc_now) -> None:
         self._ids = ids
