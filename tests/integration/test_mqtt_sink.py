@@ -84,7 +84,7 @@ async def test_status_birth_online_then_offline_on_close(mosquitto: Mosquitto,
         online = await anext_json(sub, STATUS)
         assert online["state"] == "online" and online["models"] == birth["models"]
         validate("status", online)
-        assert await sink.publish_telemetry("metrics", {"metrics": {"fps": 12.5}})
+        assert await sink.publish_telemetry("metrics", {"values": {"fps": 12.5}})
         await sink.close()
         offline = await anext_json(sub, STATUS)
     assert offline["state"] == "offline"
@@ -100,11 +100,11 @@ async def test_metrics_topic_validates(mosquitto: Mosquitto, tmp_path: Path) -> 
     with subscriber(mosquitto.host, mosquitto.port, metrics) as sub:
         await sink.start()
         await wait_state(sink, SinkState.CONNECTED)
-        assert await sink.publish_telemetry("metrics", {"metrics": {"outbox_depth": 3.0}})
+        assert await sink.publish_telemetry("metrics", {"values": {"outbox_depth": 3.0}})
         body = await anext_json(sub, metrics)
         await sink.close()
     validate("metrics", body)
-    assert body["metrics"] == {"outbox_depth": 3.0}
+    assert body["values"] == {"outbox_depth": 3.0}
 
 
 async def test_broker_down_at_start_then_up(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ async def test_broker_down_at_start_then_up(tmp_path: Path) -> None:
     await wait_state(sink, SinkState.DISCONNECTED)
     with pytest.raises(SinkUnavailable, match=f"127.0.0.1:{broker.port}.*refused"):
         await sink.send([defect_record()])
-    assert await sink.publish_telemetry("metrics", {"metrics": {}}) is False
+    assert await sink.publish_telemetry("metrics", {"values": {}}) is False
     broker.start()
     try:
         await wait_state(sink, SinkState.CONNECTED)

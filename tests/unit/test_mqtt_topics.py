@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import jsonschema
 import pytest
 
-from agent.sinks.mqtt_commands import CommandPolicy, OperatorAction, evaluate
+from agent.commands.alerts import format_row, header
+from agent.sinks.mqtt_commands import CommandPolicy, OperatorAction, command_schema, evaluate
 from agent.sinks.mqtt_topics import TopicMap, alert_filter, template_fields
 from agent.types import Record, RecordKind
+from tests.support.mqtt_peer import schema_for
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -118,3 +123,27 @@ def test_open_policy_accepts_anyone_without_secret() -> None:
     out = evaluate(cmd(client_id=None, secret=None, command="rebirth", line=None,
                        station=None), CommandPolicy(), NOW)
     assert out.accepted
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "mqtt-topics.md"
+EXAMPLE = re.compile(r"<!-- schema: (\w+) -->\n```json\n(.*?)\n```", re.S)
+
+
+def doc_examples() -> list[tuple[str, dict[str, object]]]:
+    return [(kind, json.loads(body)) for kind, body in EXAMPLE.findall(DOC.read_text())]
+
+
+def test_every_documented_payload_matches_its_schema() -> None:
+    examples = doc_examples()
+    kinds = {k for k, _ in examples}
+    assert kinds == {"defect", "inspection", "stop", "alarm", "drift", "status", "metrics",
+                     "command"}
+    for kind, body in examples:
+        schema = command_schema() if kind == "command" else schema_for(kind)
+        jsonschema.validate(body, schema)
+
+
+def test_documented_alert_row_is_what_the_cli_prints() -> None:
+    defect = next(body for kind, body in doc_examples() if kind == "defect")
+    text = DOC.read_text()
+    assert header() in text and format_row(defect) in text
