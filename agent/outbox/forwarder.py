@@ -60,7 +60,8 @@ class Forwarder:
         self._task: asyncio.Task[None] | None = None
         self._state = ForwarderState.STOPPED
         self._leased: list[int] = []  # in flight now
-        self._unacked: list[int] = []  # sent and acknowledged, delete not yet committed
+        self._unacked: list[int] = []  # acknowledged by the sink, delete failed: try again
+        self._acks: set[asyncio.Future[int]] = set()  # deletes queued, not yet committed
         self._last_error: str | None = None
         self._counts = {"sent": 0, "failed": 0, "rejected": 0}
         self._down = RepeatLimiter(log, f"sink {sink.name}")
@@ -96,6 +97,8 @@ class Forwarder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._give_back()
+        if self._acks:
+            await asyncio.wait(set(self._acks), timeout=self.stop_wait_s)
         self._state = ForwarderState.STOPPED
 
     def stats(self) -> ForwarderStats:
@@ -121,8 +124,12 @@ class Forwarder:
         """One batch: True delivered (or dead-lettered), False failed, None nothing to send."""
         self._wake.clear()  # before the lease: a wake from now on is not lost
         if self._unacked:
-            await self._outbox.ack(self.name, self._unacked)
-            self._unacked = []
+            retry, self._unacked = self._unacked, []
+            try:
+                await self._outbox.ack(self.name, retry)
+            except StoreUnavailable:
+                self._unacked = retry + self._unacked
+                raise
         batch = await self._outbox.lease(self.name, self._policy.batch_size)
         if not batch:
             return None
@@ -145,14 +152,24 @@ class Forwarder:
             log.exception("sink %s: send raised %s; treated as unavailable",
                           self.name, type(exc).__name__)
             return await self._failed(f"{type(exc).__name__}: {exc}")
-        self._unacked, self._leased = self._leased, []
+        acked, self._leased = self._leased, []
         self._counts["sent"] += 1
         self._backoff.reset()
         self._last_error = None
         self._down.recovered("delivering again")
-        await self._outbox.ack(self.name, self._unacked)
-        self._unacked = []
+        self._ack(acked)
         return True
+
+    def _ack(self, seqs: list[int]) -> None:
+        """Delete in the background: the next lease is queued behind it, so it sees it done."""
+        fut = self._outbox.ack_nowait(self.name, seqs)
+        self._acks.add(fut)
+
+        def done(f: asyncio.Future[int]) -> None:
+            self._acks.discard(f)
+            if f.cancelled() or f.exception() is not None:
+                self._unacked.extend(seqs)  # delivered; the delete is tried again
+        fut.add_done_callback(done)
 
     async def _failed(self, error: str) -> bool:
         self._counts["failed"] += 1

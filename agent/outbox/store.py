@@ -9,6 +9,7 @@ come back with `replayed=True`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -124,8 +125,12 @@ class Outbox:
 
     async def ack(self, sink: str, seqs: Sequence[int]) -> int:
         """The sink acknowledged these: delete them (counted as sent)."""
-        n: int = await self._writer.submit(partial(_call, queries.ack, sink, seqs), durable=False)
+        n: int = await self.ack_nowait(sink, seqs)
         return n
+
+    def ack_nowait(self, sink: str, seqs: Sequence[int]) -> asyncio.Future[int]:
+        """Queue the delete and return at once; operations queued later see it done."""
+        return self._writer.submit(partial(_call, queries.ack, sink, list(seqs)), durable=False)
 
     async def release(self, sink: str, seqs: Sequence[int]) -> int:
         """The send failed: back to ready, first in line (counted as retried)."""

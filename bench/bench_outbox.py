@@ -1,0 +1,259 @@
+"""Outbox benchmark: durable enqueue and drain, each next to its raw baseline, in one run.
+
+  enqueue: 4 concurrent producers, synchronous=FULL, group commit
+           vs raw SQLite (WAL, synchronous=FULL) single-row commits/s     target >= 5x
+  drain:   outbox -> Forwarder -> the real MQTT sink -> Mosquitto, QoS 1 (delete after PUBACK)
+           vs raw paho publishing the same messages pipelined at QoS 1    target >= 0.5x
+
+Starts its own Mosquitto (tests/support/mosquitto.py) on a free port. Files go to a
+temporary directory on the disk given by --dir (default: the system temp dir, which
+must not be tmpfs for the FULL figures to mean anything).
+
+    .venv/bin/python bench/bench_outbox.py [--seconds 3] [--trials 3] [--records 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+
+import agent.config  # noqa: E402,F401  (before plugin modules)
+from agent.config.models import OutboxSettings  # noqa: E402
+from agent.outbox import Forwarder, Outbox  # noqa: E402
+from agent.sinks.base import SinkContext, SinkState  # noqa: E402
+from agent.sinks.mqtt import MqttSinkConfig, build  # noqa: E402
+from agent.sinks.outbox_policy import OutboxPolicy  # noqa: E402
+from agent.types import Record, RecordKind, new_event_id  # noqa: E402
+from tests.support.mosquitto import Mosquitto  # noqa: E402
+
+PAYLOAD = {"schema_version": 1, "site": "plant1", "line": "L1", "station": "S1",
+           "camera": "cam1", "defect_code": 17, "defect_class": "scratch", "score": 0.93,
+           "rule": "scratch>=0.80 k2/n3 -> stop", "frames": [41, 42], "scores": [0.9, 0.93],
+           "model": {"name": "defect-cnn", "version": "1.0.0", "sha256": "ab" * 32,
+                     "provider": "CPUExecutionProvider"},
+           "latency": {"frame_age_ms": 3.1, "pre_ms": 2.0, "infer_ms": 9.4, "post_ms": 0.8}}
+TOPIC = "edge/plant1/L1/S1/defect"
+
+
+def record() -> Record:
+    rid = new_event_id()
+    return Record(id=rid, kind=RecordKind.DEFECT, line="L1", station="S1",
+                  payload={**PAYLOAD, "event_id": rid})
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+# --- enqueue ---------------------------------------------------------------------------
+
+def raw_sqlite(workdir: Path, seconds: float) -> tuple[float, list[float]]:
+    path = workdir / "raw.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, id TEXT, payload TEXT)")
+    lat: list[float] = []
+    body = json.dumps(PAYLOAD)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (id, payload) VALUES (?, ?)", (new_event_id(), body))
+        conn.execute("COMMIT")
+        lat.append(time.perf_counter() - a)
+    rate = len(lat) / (time.perf_counter() - t0)
+    conn.close()
+    for p in workdir.glob("raw.sqlite3*"):
+        p.unlink()
+    return rate, lat
+
+
+async def outbox_enqueue(workdir: Path, seconds: float, producers: int,
+                         outstanding: int) -> tuple[float, list[float], float]:
+    path = workdir / "outbox.sqlite3"
+    box = Outbox.open(path, OutboxSettings(synchronous="FULL"), {"mes": OutboxPolicy()})
+    lat: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def producer() -> None:
+        while time.perf_counter() < stop:
+            a = time.perf_counter()
+            assert await box.enqueue("mes", record())
+            lat.append(time.perf_counter() - a)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(producers * outstanding)))
+    rate = len(lat) / (time.perf_counter() - t0)
+    store = box.store_stats()
+    await box.close()
+    for p in workdir.glob("outbox.sqlite3*"):
+        p.unlink()
+    return rate, lat, store.records_committed / max(1, store.commits)
+
+
+# --- drain -----------------------------------------------------------------------------
+
+def raw_paho(broker: Mosquitto, n: int) -> float:
+    done = threading.Event()
+    acked = [0]
+
+    def on_publish(c: mqtt.Client, u: object, mid: int, rc: object, p: object) -> None:
+        acked[0] += 1
+        if acked[0] == n:
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw",
+                         protocol=mqtt.MQTTv5)  # same protocol and defaults as the sink
+    client.on_publish = on_publish
+    client.connect(broker.host, broker.port, 30)
+    client.loop_start()
+    bodies = [json.dumps({**PAYLOAD, "event_id": new_event_id(), "replayed": False}).encode()
+              for _ in range(n)]
+    t0 = time.perf_counter()
+    for body in bodies:
+        client.publish(TOPIC, body, qos=1)
+    assert done.wait(120), f"only {acked[0]} of {n} PUBACKs"
+    rate = n / (time.perf_counter() - t0)
+    client.disconnect()
+    client.loop_stop()
+    return rate
+
+
+async def sink_only(broker: Mosquitto, workdir: Path, n: int, batch: int) -> float:
+    """The MQTT sink's own ceiling: the same sends without the outbox."""
+    cfg = MqttSinkConfig.model_validate({"type": "mqtt", "host": broker.host,
+                                         "port": broker.port, "client_id": "bench-sink"})
+    sink = build("mes", cfg, SinkContext("plant1", "bench", workdir, workdir))
+    await sink.start()
+    while sink.state is not SinkState.CONNECTED:
+        await asyncio.sleep(0.01)
+    records = [record() for _ in range(n)]
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        await sink.send(records[i:i + batch])
+    rate = n / (time.perf_counter() - t0)
+    await sink.close()
+    return rate
+
+
+async def outbox_drain(broker: Mosquitto, workdir: Path, n: int, batch: int) -> float:
+    pol = OutboxPolicy(batch_size=batch)
+    box = Outbox.open(workdir / "drain.sqlite3", OutboxSettings(), {"mes": pol})
+    for i in range(0, n, 500):
+        await asyncio.gather(*(box.enqueue("mes", record()) for _ in range(min(500, n - i))))
+    cfg = MqttSinkConfig.model_validate({"type": "mqtt", "host": broker.host,
+                                         "port": broker.port})
+    sink = build("mes", cfg, SinkContext("plant1", "bench", workdir, workdir))
+    await sink.start()
+    while sink.state is not SinkState.CONNECTED:
+        await asyncio.sleep(0.01)
+    fwd = Forwarder(box, sink, pol)
+    t0 = time.perf_counter()
+    await fwd.start()
+    while box.stats()["mes"].depth:
+        await asyncio.sleep(0.002)
+    rate = n / (time.perf_counter() - t0)
+    await fwd.stop()
+    await sink.close()
+    await box.close()
+    for p in workdir.glob("drain.sqlite3*"):
+        p.unlink()
+    return rate
+
+
+# --- report ----------------------------------------------------------------------------
+
+def row(name: str, rates: list[float], lat: list[float] | None = None) -> str:
+    tail = ""
+    if lat:
+        tail = f"   latency p50 {pct(lat, 0.5) * 1e3:7.2f} ms   p99 {pct(lat, 0.99) * 1e3:7.2f} ms"
+    spread = f"[{min(rates):8.0f} .. {max(rates):8.0f}]"
+    return f"  {name:<52} {statistics.median(rates):9.0f} /s {spread}{tail}"
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="per enqueue trial")
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--records", type=int, default=5000, help="per drain trial")
+    ap.add_argument("--dir", default=None, help="directory for the database files")
+    args = ap.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-outbox-", dir=args.dir))
+    try:
+        await run(args, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> None:
+    print(f"outbox benchmark: {args.trials} trial(s), files in {workdir}, "
+          f"SQLite {sqlite3.sqlite_version}")
+    raw_r, raw_l, ob_r, ob_l, pipe_r, pipe_l, per_commit = [], [], [], [], [], [], []
+    for _ in range(args.trials):  # interleaved: noise hits both sides alike
+        r, lat = raw_sqlite(workdir, args.seconds)
+        raw_r.append(r)
+        raw_l += lat
+        r, lat, pc = await outbox_enqueue(workdir, args.seconds, 4, 1)
+        ob_r.append(r)
+        ob_l += lat
+        per_commit.append(pc)
+        r, lat, _ = await outbox_enqueue(workdir, args.seconds, 4, 8)
+        pipe_r.append(r)
+        pipe_l += lat
+    print("\nDurable enqueue, synchronous=FULL (records/s: median [min .. max])")
+    print(row("baseline: raw SQLite single-row FULL commits", raw_r, raw_l))
+    print(row("outbox: 4 producers, each awaits its enqueue", ob_r, ob_l))
+    print(row("outbox: 4 producers x 8 enqueues outstanding", pipe_r, pipe_l))
+    base = statistics.median(raw_r)
+    print(f"  ratio 4 producers / raw:        {statistics.median(ob_r) / base:5.2f}x  "
+          f"(target >= 5x; records per commit {statistics.median(per_commit):.1f})")
+    print(f"  ratio 4 x 8 outstanding / raw:  {statistics.median(pipe_r) / base:5.2f}x")
+
+    for label, conf in (("set_tcp_nodelay true", "user root\nset_tcp_nodelay true"),
+                        ("Mosquitto defaults (Nagle on)", "user root")):
+        await drain_section(args, workdir, label, conf)
+
+
+async def drain_section(args: argparse.Namespace, workdir: Path, label: str, conf: str) -> None:
+    broker = Mosquitto(workdir, extra_conf=conf).start()
+    try:
+        paho_r, sink_r, drain_r, drain500_r = [], [], [], []
+        for _ in range(args.trials):
+            paho_r.append(raw_paho(broker, args.records))
+            sink_r.append(await sink_only(broker, workdir, args.records, 50))
+            drain_r.append(await outbox_drain(broker, workdir, args.records, 50))
+            drain500_r.append(await outbox_drain(broker, workdir, args.records, 500))
+    finally:
+        broker.stop()
+    print(f"\nDrain to Mosquitto ({label}) at QoS 1, {args.records} records per trial "
+          f"(records/s)")
+    print(row("baseline: raw paho, pipelined QoS 1 publishes", paho_r))
+    print(row("reference: MQTT sink.send alone, batches of 50", sink_r))
+    print(row("outbox -> forwarder -> MQTT sink, batch_size 50", drain_r))
+    print(row("outbox -> forwarder -> MQTT sink, batch_size 500", drain500_r))
+    pb = statistics.median(paho_r)
+    print(f"  ratio batch 50 / raw paho:   {statistics.median(drain_r) / pb:5.2f}x  "
+          f"(target >= 0.5x)")
+    print(f"  ratio batch 500 / raw paho:  {statistics.median(drain500_r) / pb:5.2f}x")
+    print(f"  ratio batch 50 / sink alone: {statistics.median(drain_r) / statistics.median(sink_r):5.2f}x"
+          "  (what the outbox itself costs)")
+
+if __name__ == "__main__":
+    asyncio.run(main())
