@@ -1,15 +1,110 @@
-"""Skeleton: filled by its issue."""
+"""Run the embedded demo: synthetic conveyor camera, bundled model, soft PLC in this
+process, MQTT to localhost:1883 if a broker is there (otherwise the outbox visibly
+holds the records), a file-drop sink, and a live terminal view. Ctrl-C ends it with a summary.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
 import sys
+from pathlib import Path
+
+from agent.app import Agent, RunLimits
+from agent.config import ConfigError, load_config
+from agent.logsetup import setup_logging
+from agent.runner import EXIT_CONFIG, run_agent
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_CONFIG = REPO / "config" / "demo.yaml"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--config", default=str(DEMO_CONFIG), help="demo config (default: %(default)s)")
+    p.add_argument("--duration", type=float, default=None, help="end after S seconds")
+    p.add_argument("--auto-reset", type=float, default=4.0,
+                   help="the simulated operator presses reset S seconds after a stop (0 = never)")
+    p.add_argument("--no-view", action="store_true", help="plain logs instead of the live view")
+
+
+def broker_up(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
 
 
 def main(args: argparse.Namespace) -> int:
-    print("edge-agent: this subcommand is not built yet", file=sys.stderr)
-    return 2
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging("warning" if not args.no_view else "info", "text")
+    return asyncio.run(_demo(loaded, args))
+
+
+async def _demo(loaded, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from plc.softplc import SoftPlc
+    from plc.tags import load_tags
+
+    tags = load_tags()
+    plc = SoftPlc(tags, modbus_port=tags.modbus_port, opcua_port=None, quiet=True)
+    try:
+        await plc.start()
+    except OSError as exc:
+        print(f"edge-agent demo: cannot start the soft PLC on port {tags.modbus_port}: {exc}",
+              file=sys.stderr)
+        return 3
+    mqtt = [s for s in loaded.config.sinks.values() if s.type == "mqtt"]
+    note = ""
+    if mqtt and not broker_up(mqtt[0].host, mqtt[0].port):
+        note = (f"No MQTT broker on {mqtt[0].host}:{mqtt[0].port}: records wait in the durable "
+                "outbox (see 'queued') and drain when one starts. ")
+    note += "Ctrl-C ends the demo with a summary."
+    state: dict[str, Agent] = {}
+
+    async def during(agent: Agent) -> None:
+        state["agent"] = agent
+        await _live(agent, plc, args, note)
+
+    try:
+        rc = await run_agent(loaded, RunLimits(duration_s=args.duration), during)
+    finally:
+        await plc.stop()
+    if "agent" in state:
+        from agent.demo_view import summary
+
+        print(summary(state["agent"]))
+    return rc
+
+
+async def _live(agent: Agent, plc, args: argparse.Namespace, note: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.live import Live
+
+    from agent.demo_view import render
+
+    stopped_since: float | None = None
+    loop = asyncio.get_running_loop()
+    live = None if args.no_view else Live(render(agent, plc.conveyor.describe(), note),
+                                         refresh_per_second=4, transient=False)
+    if live is not None:
+        live.start()
+    try:
+        while True:
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            if not plc.conveyor.running and args.auto_reset > 0:
+                stopped_since = stopped_since or now
+                if now - stopped_since >= args.auto_reset:
+                    plc.press_reset()
+                    stopped_since = None
+            else:
+                stopped_since = None
+            if live is not None:
+                live.update(render(agent, plc.conveyor.describe(), note))
+    finally:
+        if live is not None:
+            live.stop()

@@ -1,15 +1,37 @@
-"""Skeleton: filled by its issue."""
+"""Run the daemon on a config file until SIGTERM/SIGINT; SIGHUP reloads the config.
+
+Exit codes: 0 clean stop, 2 invalid config, 3 fatal start-up error (model,
+provider, state directory), with the reason on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+
+from agent.app import RunLimits
+from agent.config import ConfigError, load_config
+from agent.logsetup import setup_logging
+from agent.runner import EXIT_CONFIG, run_agent
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--config", "-c", required=True, help="YAML config file")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after N inspections")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--log-format", choices=("text", "json"), default=None,
+                   help="override log.format of the config")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None)
 
 
 def main(args: argparse.Namespace) -> int:
-    print("edge-agent: this subcommand is not built yet", file=sys.stderr)
-    return 2
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    cfg = loaded.config
+    setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
+    limits = RunLimits(max_frames=args.max_frames, duration_s=args.duration)
+    return asyncio.run(run_agent(loaded, limits))

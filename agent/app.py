@@ -1,0 +1,387 @@
+"""Composition root: config -> objects, start order, signals, ordered shutdown.
+
+Start order: audit, models (fatal errors first), outbox, sinks + forwarders,
+PLC links + command dispatchers + heartbeat, stations (inference workers),
+cameras, health. Shutdown is the reverse where it matters: stop capture, drain
+inference, flush commands, enqueue pending records, checkpoint the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.audit import AuditLog
+from agent.capture.camera import Camera, CameraEvent
+from agent.capture.factory import build_camera
+from agent.config import ConfigError, LoadedConfig, load_config
+from agent.control.dispatcher import CommandDispatcher
+from agent.decision.engine import Decision, DecisionEngine
+from agent.health.drift import DriftMonitor
+from agent.health.metrics import Metrics
+from agent.inference.errors import ModelLoadError
+from agent.inference.session import ModelRunner, load_model
+from agent.outbox.forwarder import Forwarder
+from agent.outbox.store import Outbox
+from agent.runtime.build import build_sink
+from agent.runtime.health_wiring import HealthWiring
+from agent.runtime.plc_wiring import PlcWiring
+from agent.runtime.records import RecordRouter
+from agent.runtime.station import StationRuntime
+from agent.sinks.base import Sink, SinkContext
+from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """A fatal problem at start-up; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    max_frames: int | None = None
+    duration_s: float | None = None
+
+
+class Agent:
+    def __init__(self, loaded: LoadedConfig, limits: RunLimits | None = None) -> None:
+        self.loaded = loaded
+        self.cfg = loaded.config
+        self.limits = limits or RunLimits()
+        self.state_dir = loaded.resolve(self.cfg.state_dir)
+        self.started = time.monotonic()
+        self.inspections = 0
+        self.reload_error: str | None = None
+        self._stop = asyncio.Event()
+        self._tick_task: asyncio.Task[None] | None = None
+        self.runners: dict[str, ModelRunner] = {}
+        self.sinks: dict[str, Sink] = {}
+        self.forwarders: dict[str, Forwarder] = {}
+        self.cameras: dict[str, Camera] = {}
+        self.stations: dict[str, StationRuntime] = {}
+        self.drift: dict[str, DriftMonitor] = {}
+        self.verdict_counts: dict[str, dict[str, int]] = {}
+        self.last_defect: dict[str, Verdict] = {}
+
+    # ---------------------------------------------------------------- start
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.audit = AuditLog(self.state_dir / "audit.jsonl", self.cfg.audit.max_bytes,
+                              self.cfg.audit.keep)
+        self.audit.write("start", version=__version__, config=str(self.loaded.path))
+        self.metrics = Metrics()
+        self.engine = DecisionEngine(self.cfg)
+        self._load_models()
+        self.outbox = Outbox.open(self.state_dir / "outbox.sqlite3", self.cfg.outbox,
+                                  {n: s.outbox for n, s in self.cfg.sinks.items()})
+        ctx = SinkContext(self.cfg.site, self.cfg.agent_id, self.loaded.base_dir, self.state_dir)
+        await self._start_sinks(ctx)
+        self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
+        await self.router.start()
+        self.plc = PlcWiring(self, ctx)
+        await self.plc.start()
+        self._build_stations(loop)
+        self.health = HealthWiring(self)
+        await self.health.start()
+        for rt in self.stations.values():
+            rt.start()
+        for cam in self.cameras.values():
+            cam.start()
+        await self.plc.start_triggers()
+        self._tick_task = asyncio.create_task(self._tick(), name="agent-tick")
+        log.info("edge-agent %s started: %d station(s), %d camera(s), %d sink(s), %d PLC(s)",
+                 __version__, len(self.stations), len(self.cameras), len(self.sinks),
+                 len(self.plc.links))
+
+    def _load_models(self) -> None:
+        for name, mc in self.cfg.models.items():
+            try:
+                runner = load_model(name, mc, self.loaded.base_dir)
+            except ModelLoadError as exc:
+                raise StartupError(str(exc)) from None
+            if runner.fallback:
+                log.error("model %s: first-choice provider is not active; running on %s",
+                          name, runner.info.provider)
+            self.runners[name] = runner
+
+    async def _start_sinks(self, ctx: SinkContext) -> None:
+        for name, sc in self.cfg.sinks.items():
+            sink = build_sink(name, sc, ctx)
+            if hasattr(sink, "set_birth"):
+                sink.set_birth(self.birth())
+            if hasattr(sink, "on_command"):
+                sink.on_command(self._on_operator_command)
+            await sink.start()
+            self.sinks[name] = sink
+            fwd = Forwarder(self.outbox, sink, sc.outbox)
+            await fwd.start()
+            self.forwarders[name] = fwd
+
+    def _build_stations(self, loop: asyncio.AbstractEventLoop) -> None:
+        for name, cc in self.cfg.cameras.items():
+            cam = build_camera(name, cc, self.loaded.base_dir)
+            cam.add_listener(lambda ev: self._threadsafe(loop, self._on_camera_event, ev))
+            self.cameras[name] = cam
+        for line, st_name, st in self.cfg.stations():
+            rt = StationRuntime(line, st_name, st, self.cameras[st.camera], self.runners[st.model],
+                                self._on_inspection, loop)
+            self.stations[rt.key] = rt
+            self.drift[rt.key] = DriftMonitor(st.drift)
+            self.verdict_counts[rt.key] = {r.value: 0 for r in Result}
+
+    @staticmethod
+    def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # loop closed during shutdown
+
+    # ---------------------------------------------------------------- flow
+    def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> None:
+        now = time.monotonic()
+        self.inspections += 1
+        rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
+        self.metrics.observe_inspection(rt.line, rt.name, insp)
+        self._observe_drift(rt, insp)
+        if not rt.triggered:
+            self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now))
+        limit = self.limits.max_frames
+        if limit is not None and self.inspections >= limit:
+            self.request_stop("max-frames reached")
+
+    def _observe_drift(self, rt: StationRuntime, insp: Inspection) -> None:
+        if not rt.cfg.drift.enabled or insp.error:
+            return
+        pixels = insp.frame.pixels if insp.frame is not None else None
+        report = self.drift[rt.key].observe(pixels, insp)
+        if report is not None:
+            stats = dict(self.drift[rt.key].stats())
+            self.router.submit(self.engine.drift_record(rt.line, rt.name, stats,
+                                                        rt.cfg.drift.psi_threshold))
+            self.audit.write("drift", line=rt.line, station=rt.name, stats=stats)
+
+    async def inspect_part(self, rt: StationRuntime, part_id: str, t_trigger: float) -> Verdict:
+        """Triggered mode: one verdict per part, UNKNOWN when no frame or inspection failed."""
+        reason = rt.monitor.impossible_reason(time.monotonic(), triggered=True)
+        insp = None if reason else await rt.inspect_after(t_trigger)
+        if insp is None and reason is None:
+            reason = f"no frame captured within {rt.cfg.trigger.frame_ms} ms after the trigger"
+        if insp is not None:
+            self._on_inspection(rt, insp)
+        decision = self.engine.on_part(rt.line, rt.name, part_id, insp, time.monotonic(), reason)
+        self.apply(decision)
+        for v in decision.verdicts:
+            return v
+        return Verdict(rt.line, rt.name, rt.camera.name, Result.UNKNOWN, -1, part_id=part_id,
+                       reason=reason or "no verdict")
+
+    def apply(self, decision: Decision) -> None:
+        for v in decision.verdicts:
+            self.metrics.observe_verdict(v)
+            counts = self.verdict_counts.get(f"{v.line}/{v.station}")
+            if counts is not None:
+                counts[v.result.value] += 1
+            if v.result is Result.NG:
+                self.last_defect[f"{v.line}/{v.station}"] = v
+        for c in decision.commands:
+            self._submit_command(c)
+        for r in decision.records:
+            self.router.submit(r)
+
+    def _submit_command(self, cmd: Command) -> None:
+        self.audit.write("command", kind=cmd.kind.value, plc=cmd.plc, line=cmd.line,
+                         station=cmd.station, event_id=cmd.event_id, rule=cmd.rule,
+                         defect_code=cmd.defect_code, part_id=cmd.part_id,
+                         deadline_in_ms=round((cmd.deadline - time.monotonic()) * 1000, 1),
+                         evidence=cmd.evidence)
+        dispatcher: CommandDispatcher | None = self.plc.dispatchers.get(cmd.plc)
+        if dispatcher is None:
+            log.error("command %s for %s/%s: no PLC link %r", cmd.kind, cmd.line, cmd.station,
+                      cmd.plc)
+            return
+        dispatcher.submit(cmd)
+
+    def on_outcome(self, outcome: CommandOutcome) -> None:
+        """Every command's outcome: audit log, metrics, and a `stop` record to the MES."""
+        c = outcome.command
+        self.audit.write("command_outcome", kind=c.kind.value, plc=c.plc, line=c.line,
+                         station=c.station, event_id=c.event_id, status=outcome.status.value,
+                         attempts=outcome.attempts, latency_ms=outcome.latency_ms,
+                         error=outcome.error)
+        self.metrics.observe_outcome(outcome)
+        level = logging.INFO if outcome.status.value in ("acked", "suppressed") else logging.ERROR
+        log.log(level, "%s %s/%s -> %s (%s attempts, %s ms)%s", c.kind.value, c.line, c.station,
+                outcome.status.value, outcome.attempts,
+                None if outcome.latency_ms is None else round(outcome.latency_ms, 2),
+                f": {outcome.error}" if outcome.error else "")
+        self.router.submit(self.engine.outcome_record(outcome))
+
+    def reset_station(self, line: str, station: str, source: str) -> None:
+        self.audit.write("reset", line=line, station=station, source=source)
+        self.apply(self.engine.reset(line, station, source, time.monotonic()))
+
+    def _sinks_for(self, record: Record) -> list[str]:
+        if record.line is None or record.station is None:
+            return list(self.sinks)
+        rt = self.stations.get(f"{record.line}/{record.station}")
+        return list(rt.cfg.sinks) if rt is not None else []
+
+    def _on_camera_event(self, ev: CameraEvent) -> None:
+        level = logging.WARNING if ev.state.value in ("stalled", "failed", "reconnecting") \
+            else logging.INFO
+        log.log(level, "camera %s: %s -> %s%s", ev.camera, ev.previous.value, ev.state.value,
+                f" ({ev.message})" if ev.message else "")
+        for rt in self.stations.values():
+            if rt.camera.name == ev.camera:
+                rt.monitor.camera_state = ev.state
+
+    def _on_operator_command(self, cmd: Any) -> None:
+        action = getattr(cmd, "action", None)
+        line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
+        self.audit.write("operator_command", action=action, line=line, station=station,
+                         client=getattr(cmd, "client_id", None))
+        targets = [rt for rt in self.stations.values()
+                   if (line in (None, rt.line)) and (station in (None, rt.name))]
+        for rt in targets:
+            if action == "reset":
+                self.reset_station(rt.line, rt.name, f"mqtt:{getattr(cmd, 'client_id', '?')}")
+            elif action == "pause":
+                rt.pause()
+            elif action == "resume":
+                rt.resume()
+        if action == "rebirth":
+            for sink in self.sinks.values():
+                if hasattr(sink, "set_birth"):
+                    sink.set_birth(self.birth())
+
+    # ---------------------------------------------------------------- periodic
+    async def _tick(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for rt in self.stations.values():
+                self._check_station(rt, now)
+            d = self.limits.duration_s
+            if d is not None and now - self.started >= d:
+                self.request_stop("duration reached")
+            try:
+                await asyncio.wait_for(self._stop.wait(), 0.2)
+            except TimeoutError:
+                pass
+
+    def _check_station(self, rt: StationRuntime, now: float) -> None:
+        if rt.paused:
+            return
+        reason = rt.monitor.impossible_reason(now, rt.triggered)
+        if reason is not None:
+            if rt.monitor.last_reason != reason:
+                log.warning("station %s: inspection impossible: %s", rt.key, reason)
+            rt.monitor.last_reason = reason
+            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now))
+        elif rt.monitor.last_reason is not None:
+            log.info("station %s: inspecting again", rt.key)
+            rt.monitor.last_reason = None
+            self.apply(self.engine.on_inspection_possible(rt.line, rt.name, now))
+
+    # ---------------------------------------------------------------- status
+    def birth(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.cfg.agent_id, "site": self.cfg.site, "version": __version__,
+            "models": [{"name": r.info.name, "version": r.info.version, "sha256": r.info.sha256,
+                        "provider": r.info.provider, "fallback": r.fallback}
+                       for r in self.runners.values()],
+        }
+
+    # ---------------------------------------------------------------- stop / reload
+    def request_stop(self, why: str) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: %s", why)
+            self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def reload(self) -> bool:
+        """SIGHUP: validate first; apply rules/thresholds/mappings; refuse on any error."""
+        try:
+            new = load_config(self.loaded.path)
+        except ConfigError as exc:
+            self.reload_error = exc.render()
+            log.error("config reload refused, running config kept:\n%s", self.reload_error)
+            self.audit.write("config_reload", ok=False, error=self.reload_error)
+            return False
+        fixed = [k for k in ("cameras", "models", "plcs", "sinks", "state_dir")
+                 if getattr(new.config, k) != getattr(self.cfg, k)]
+        if set(self._station_keys(new)) != set(self.stations):
+            fixed.append("stations added/removed")
+        if fixed:
+            self.reload_error = f"needs a restart, not applied: {', '.join(fixed)}"
+            log.error("config reload refused: %s", self.reload_error)
+            self.audit.write("config_reload", ok=False, error=self.reload_error)
+            return False
+        self.engine.update_config(new.config)
+        for line, name, st in new.config.stations():
+            self.stations[f"{line}/{name}"].cfg = st
+        self.cfg = new.config
+        self.reload_error = None
+        log.info("config reloaded from %s", new.path)
+        self.audit.write("config_reload", ok=True)
+        return True
+
+    @staticmethod
+    def _station_keys(loaded: LoadedConfig) -> list[str]:
+        return [f"{ln}/{sn}" for ln, sn, _ in loaded.config.stations()]
+
+    async def shutdown(self) -> None:
+        """Ordered: capture, inference, commands, records, sinks, outbox.
+
+        Safe after a failed start: only what was built is stopped.
+        """
+        t0 = time.monotonic()
+        self._stop.set()
+        if self._tick_task is not None:
+            await self._tick_task
+        health = getattr(self, "health", None)
+        if health is not None:
+            await health.stopping()
+        await asyncio.gather(*(asyncio.to_thread(c.stop, 2.0) for c in self.cameras.values()))
+        await asyncio.gather(*(asyncio.to_thread(rt.stop, 2.0) for rt in self.stations.values()))
+        plc = getattr(self, "plc", None)
+        if plc is not None:
+            await plc.stop()  # triggers, heartbeat, then flush commands
+        router = getattr(self, "router", None)
+        if router is not None:
+            await router.stop()
+        for fwd in self.forwarders.values():
+            await _bounded(fwd.stop(), 2.0, "forwarder")
+        for sink in self.sinks.values():
+            await _bounded(sink.close(), 2.0, f"sink {sink.name}")
+        if plc is not None:
+            await plc.close()
+        outbox = getattr(self, "outbox", None)
+        if outbox is not None:
+            await outbox.close()
+        if health is not None:
+            await health.stop()
+        audit = getattr(self, "audit", None)
+        if audit is not None:
+            audit.write("stop", seconds=round(time.monotonic() - t0, 3))
+            audit.close()
+        log.info("stopped in %.2f s", time.monotonic() - t0)
+
+
+async def _bounded(aw: Any, timeout: float, what: str) -> None:
+    try:
+        await asyncio.wait_for(aw, timeout)
+    except TimeoutError:
+        log.error("%s did not stop within %.1f s", what, timeout)
+
+
+def state_dir_of(loaded: LoadedConfig) -> Path:
+    return loaded.resolve(loaded.config.state_dir)

@@ -1,0 +1,1 @@
+"""The daemon's glue between modules: record routing, station pipelines, health wiring."""

@@ -1,0 +1,235 @@
+"""Health of the daemon: checks, metrics sources, /healthz server, sd_notify, status.
+
+Critical checks (cameras streaming, stations inspecting) decide the `healthy`
+bit of the PLC heartbeat; non-critical ones (model fell back to CPU, a sink
+down, outbox disk full) set `degraded` but keep the heartbeat going, because
+the inspection that still works must not stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from agent import __version__
+from agent.health.metrics import GaugeSample, samples_from_stats
+from agent.health.sdnotify import SdNotifier
+from agent.health.server import HealthServer
+from agent.health.status import HealthChecks
+from agent.health.watchdog import ProgressWatchdog
+from agent.sinks.base import SinkState
+from agent.types import utc_now
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+
+def _flat(obj: Any) -> dict[str, float]:
+    d = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) \
+        else dict(obj)
+    return {k: float(v) for k, v in d.items() if isinstance(v, int | float) and v is not None}
+
+
+class HealthWiring:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.critical = HealthChecks()
+        self.advisory = HealthChecks()
+        self.all = HealthChecks()
+        self.notifier = SdNotifier()
+        self.ready_sent = False
+        self.started_wall = utc_now()
+        self._task: asyncio.Task[None] | None = None
+        self.server: HealthServer | None = None
+        self.watchdog: ProgressWatchdog | None = None
+
+    # ------------------------------------------------------------ checks
+    def _register(self) -> None:
+        a = self.agent
+        for name, cam in a.cameras.items():
+            self._add(True, f"camera:{name}", lambda c=cam: (
+                c.state.value == "streaming", f"state {c.state.value}"))
+        for key, rt in a.stations.items():
+            self._add(True, f"station:{key}", lambda rt=rt: self._station_check(rt))
+        for name, r in a.runners.items():
+            self._add(False, f"model:{name}", lambda r=r: (
+                not r.fallback, f"provider {r.info.provider}" + (" (fallback)" if r.fallback else "")))
+        for name, sink in a.sinks.items():
+            self._add(False, f"sink:{name}", lambda s=sink: (
+                s.state is SinkState.CONNECTED, f"state {s.state.value}"))
+        for name, link in a.plc.links.items():
+            self._add(False, f"plc:{name}", lambda lk=link: (
+                lk.state is SinkState.CONNECTED, f"state {lk.state.value}"))
+        self._add(False, "outbox", self._outbox_check)
+        self._add(False, "config", lambda: (a.reload_error is None, a.reload_error or "ok"))
+
+    def _add(self, critical: bool, name: str, fn: Any) -> None:
+        (self.critical if critical else self.advisory).register(name, fn)
+        self.all.register(name, fn)
+
+    def _station_check(self, rt: Any) -> tuple[bool, str]:
+        if rt.paused:
+            return True, "paused by operator"
+        reason = rt.monitor.impossible_reason(time.monotonic(), rt.triggered)
+        return reason is None, reason or "inspecting"
+
+    def _outbox_check(self) -> tuple[bool, str]:
+        st = self.agent.outbox.store_stats()
+        if st.disk_full:
+            return False, "disk full: records refused"
+        return True, f"{sum(s.depth for s in self.agent.outbox.stats().values())} record(s) queued"
+
+    def status_bits(self) -> tuple[bool, bool, bool, bool]:
+        """(healthy, camera_ok, model_ok, degraded) for the PLC heartbeat status word."""
+        crit = self.critical.results()
+        camera_ok = all(ok for n, (ok, _) in crit.items() if n.startswith("camera:"))
+        stations_ok = all(ok for n, (ok, _) in crit.items() if n.startswith("station:"))
+        model_ok = all(rt.monitor.consecutive_errors < rt.monitor.error_limit
+                       for rt in self.agent.stations.values())
+        degraded = not all(ok for ok, _ in self.advisory.results().values())
+        return camera_ok and stations_ok and model_ok, camera_ok, model_ok, degraded
+
+    # ------------------------------------------------------------ metrics
+    def _gauges(self) -> Iterable[GaugeSample]:
+        a = self.agent
+        out: list[GaugeSample] = []
+        for name, cam in a.cameras.items():
+            st = cam.stats()
+            out += samples_from_stats("edge_agent_camera", {"camera": name}, _flat(st),
+                                      "camera capture statistics",
+                                      counters=("captured", "dropped", "read_errors", "reconnects"))
+            out.append(GaugeSample("edge_agent_camera_streaming", {"camera": name},
+                                   1.0 if st.state.value == "streaming" else 0.0,
+                                   "1 while the camera streams"))
+        for key, rt in a.stations.items():
+            line, station = key.split("/", 1)
+            if rt.worker is not None:
+                out += samples_from_stats("edge_agent_worker", {"line": line, "station": station},
+                                          _flat(rt.worker.stats()), "inference worker statistics",
+                                          counters=("inspected", "dropped_late", "errors"))
+            out.append(GaugeSample("edge_agent_slot_dropped_total",
+                                   {"line": line, "station": station}, float(rt.slot.dropped),
+                                   "frames replaced in the newest-frame slot", "counter"))
+        for name, r in a.runners.items():
+            out.append(GaugeSample("edge_agent_model_info", {
+                "model": name, "version": r.info.version, "provider": r.info.provider,
+                "fallback": str(r.fallback).lower()}, 1.0, "active execution provider per model"))
+        for sink_name, ob in a.outbox.stats().items():
+            out += samples_from_stats("edge_agent_outbox", {"sink": sink_name}, _flat(ob),
+                                      "outbox per sink",
+                                      counters=("sent", "retried", "evicted", "refused", "dead"))
+        for name, sk in a.sinks.items():
+            out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
+                                   1.0 if sk.state is SinkState.CONNECTED else 0.0,
+                                   "1 while the sink is connected"))
+        for name, link in a.plc.links.items():
+            out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
+                                   1.0 if link.state is SinkState.CONNECTED else 0.0,
+                                   "1 while the PLC link is connected"))
+        healthy, *_ = self.status_bits()
+        out.append(GaugeSample("edge_agent_healthy", {}, 1.0 if healthy else 0.0,
+                               "1 while every camera and station inspects"))
+        return out
+
+    # ------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        a = self.agent
+        healthy, failing = self.all.evaluate()
+        return {
+            "schema_version": 1, "state": "online", "agent_id": a.cfg.agent_id,
+            "site": a.cfg.site, "version": __version__,
+            "started": self.started_wall.isoformat(), "time": utc_now().isoformat(),
+            "healthy": healthy, "failing": failing,
+            "models": a.birth()["models"],
+            "stations": [{"line": rt.line, "station": rt.name,
+                          "state": self._station_state(rt)} for rt in a.stations.values()],
+        }
+
+    def _station_state(self, rt: Any) -> str:
+        if rt.paused:
+            return "paused"
+        view = self.agent.engine.station_state(rt.line, rt.name)
+        if getattr(view, "latched", False):
+            return "stopped"
+        return "inspecting" if self._station_check(rt)[0] else "impaired"
+
+    def summary(self) -> str:
+        a = self.agent
+        healthy, failing = self.all.evaluate()
+        state = "healthy" if healthy else f"degraded: {', '.join(failing)}"
+        return f"{len(a.stations)} station(s), {a.inspections} inspections, {state}"
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        a = self.agent
+        self._register()
+        a.metrics.add_gauge_source(self._gauges)
+        listen = a.cfg.health.listen
+        if listen:
+            self.server = HealthServer(listen, self.all, a.metrics, self.status, a.cfg.health.token)
+            await self.server.start()
+            a.metrics.add_gauge_source(self.server.gauge_samples)
+        if self.notifier.watchdog_interval_s:
+            stall = max(2.0, 4 * self.notifier.watchdog_interval_s)
+            self.watchdog = ProgressWatchdog(self.notifier, self._progress, stall)
+            await self.watchdog.start()
+        self._task = asyncio.create_task(self._loop(), name="health-loop")
+
+    def _progress(self) -> dict[str, float]:
+        prog = {f"station:{k}": rt.last_progress() for k, rt in self.agent.stations.items()}
+        prog["loop"] = self._loop_beat
+        return prog
+
+    _loop_beat: float = 0.0
+
+    async def _loop(self) -> None:
+        a = self.agent
+        next_status = 0.0
+        interval = min((getattr(s, "status_interval_s", 10.0) for s in a.cfg.sinks.values()),
+                       default=10.0)
+        while True:
+            now = time.monotonic()
+            self._loop_beat = now
+            if not self.ready_sent and self._all_inspecting():
+                self.ready_sent = True
+                self.notifier.ready()
+                a.audit.write("ready")
+            if now >= next_status:
+                next_status = now + interval
+                self.notifier.status(self.summary())
+                await self._publish_status()
+            await asyncio.sleep(0.25)
+
+    def _all_inspecting(self) -> bool:
+        return all(rt.triggered or (rt.worker is not None and rt.worker.stats().inspected > 0)
+                   for rt in self.agent.stations.values())
+
+    async def _publish_status(self) -> None:
+        doc = self.status()
+        metrics = {"schema_version": 1, "agent_id": self.agent.cfg.agent_id,
+                   "time": doc["time"], "values": self._metric_values()}
+        for sink in self.agent.sinks.values():
+            publish = getattr(sink, "publish_telemetry", None)
+            if publish is not None:
+                await publish("status", doc)
+                await publish("metrics", metrics)
+
+    def _metric_values(self) -> dict[str, float]:
+        return {f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value
+                for s in self._gauges()}
+
+    async def stopping(self) -> None:
+        self.notifier.stopping()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.watchdog is not None:
+            await self.watchdog.stop()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()

@@ -1,0 +1,96 @@
+"""PLC side of the daemon: links, command dispatchers, heartbeat, reset watch, triggers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import TYPE_CHECKING
+
+from agent.config.station import StationSignals
+from agent.control.dispatcher import CommandDispatcher
+from agent.control.heartbeat import Heartbeat, StatusBits
+from agent.control.plc_link import PlcLink
+from agent.control.reset_watch import ResetWatch
+from agent.control.trigger import TriggerHandshake
+from agent.runtime.build import build_plc
+from agent.sinks.base import SinkContext
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+log = logging.getLogger(__name__)
+
+
+class PlcWiring:
+    def __init__(self, agent: Agent, ctx: SinkContext) -> None:
+        self.agent = agent
+        self.ctx = ctx
+        self.links: dict[str, PlcLink] = {}
+        self.dispatchers: dict[str, CommandDispatcher] = {}
+        self.heartbeats: list[Heartbeat] = []
+        self.resets: list[ResetWatch] = []
+        self.triggers: list[TriggerHandshake] = []
+
+    async def start(self) -> None:
+        cfg = self.agent.cfg
+        for name, pc in cfg.plcs.items():
+            link = build_plc(name, pc, self.ctx)
+            await link.start()
+            self.links[name] = link
+            signals: dict[tuple[str, str], StationSignals] = {
+                (ln, sn): st.signals for ln, sn, st in cfg.stations() if st.plc == name}
+            disp = CommandDispatcher(link, signals, self.agent.on_outcome)
+            await disp.start()
+            self.dispatchers[name] = disp
+            if pc.heartbeat.counter or pc.heartbeat.status:
+                hb = Heartbeat(link, pc.heartbeat, self.status_bits)
+                await hb.start()
+                self.heartbeats.append(hb)
+            if pc.reset:
+                rw = ResetWatch(link, pc.reset, self._on_plc_reset, poll_ms=_poll_ms(pc))
+                await rw.start()
+                self.resets.append(rw)
+
+    async def start_triggers(self) -> None:
+        for rt in self.agent.stations.values():
+            if not rt.triggered or rt.cfg.plc is None:
+                continue
+            pc = self.agent.cfg.plcs[rt.cfg.plc]
+            trig = TriggerHandshake(
+                self.links[rt.cfg.plc], rt.line, rt.name, rt.cfg.signals, rt.cfg.trigger,
+                functools.partial(self.agent.inspect_part, rt), _poll_ms(pc))
+            await trig.start()
+            self.triggers.append(trig)
+
+    def status_bits(self) -> StatusBits:
+        healthy, camera_ok, model_ok, degraded = self.agent.health.status_bits()
+        return StatusBits(healthy=healthy, camera_ok=camera_ok, model_ok=model_ok,
+                          degraded=degraded)
+
+    def _on_plc_reset(self, plc_name: str) -> None:
+        for ln, sn, st in self.agent.cfg.stations():
+            if st.plc == plc_name:
+                self.agent.reset_station(ln, sn, "plc")
+
+    async def stop(self) -> None:
+        """Triggers and heartbeat first (the PLC watchdog sees us go), then flush commands."""
+        for t in self.triggers:
+            await t.stop()
+        for hb in self.heartbeats:
+            await hb.stop()
+        for rw in self.resets:
+            await rw.stop()
+        for d in self.dispatchers.values():
+            try:
+                await asyncio.wait_for(d.stop(), 3.0)
+            except TimeoutError:
+                log.error("command dispatcher did not flush within 3 s")
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.close()
+
+
+def _poll_ms(pc: object) -> int:
+    return int(getattr(pc, "poll_ms", getattr(pc, "subscribe_ms", 20)))

@@ -1,0 +1,128 @@
+"""One station at run time: its camera slot, model runner, worker and monitor.
+
+Continuous stations get an InferenceWorker thread; triggered stations inspect
+one frame captured after each PLC trigger. Both hand every Inspection to the
+same `on_inspection` callback on the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.capture.base import SourceState
+from agent.capture.camera import Camera
+from agent.capture.slot import LatestFrame
+from agent.config.station import StationConfig
+from agent.inference.session import ModelRunner
+from agent.inference.worker import InferenceWorker
+from agent.types import Inspection
+
+InspectionHandler = Callable[["StationRuntime", Inspection], None]
+
+
+@dataclass
+class StationMonitor:
+    """Is inspection possible at this station right now, and if not, why?"""
+
+    stall_s: float
+    error_limit: int = 5
+    camera_state: SourceState = SourceState.CONNECTING
+    last_good: float = field(default_factory=time.monotonic)
+    consecutive_errors: int = 0
+    overruns: int = 0
+    last_reason: str | None = None
+    recent: deque[tuple[float, float, float]] = field(default_factory=lambda: deque(maxlen=300))
+
+    def on_inspection(self, insp: Inspection, budget_ms: float, now: float) -> None:
+        t = insp.timings
+        self.recent.append((t.frame_age_ms, t.infer_ms, t.total_ms))
+        if insp.error:
+            self.consecutive_errors += 1
+            return
+        self.consecutive_errors = 0
+        self.last_good = now
+        total = insp.timings.total_ms
+        self.overruns = self.overruns + 1 if total > budget_ms else 0
+
+    def impossible_reason(self, now: float, triggered: bool) -> str | None:
+        if self.camera_state not in (SourceState.STREAMING, SourceState.CONNECTING):
+            return f"camera {self.camera_state.value}"
+        if self.consecutive_errors >= self.error_limit:
+            return f"model failing ({self.consecutive_errors} consecutive errors)"
+        if not triggered and now - self.last_good > self.stall_s:
+            return f"no inspection for {now - self.last_good:.1f}s"
+        if self.overruns >= 3 * self.error_limit:
+            return f"latency budget overrun on {self.overruns} consecutive frames"
+        return None
+
+
+class StationRuntime:
+    def __init__(self, line: str, name: str, cfg: StationConfig, camera: Camera,
+                 runner: ModelRunner, on_inspection: InspectionHandler,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.line = line
+        self.name = name
+        self.key = f"{line}/{name}"
+        self.cfg = cfg
+        self.camera = camera
+        self.runner = runner
+        self.slot: LatestFrame = camera.subscribe()
+        self.loop = loop
+        self._on_inspection = on_inspection
+        stall_s = max(2.0, 5 * cfg.latency_budget_ms / 1000.0)
+        self.monitor = StationMonitor(stall_s=stall_s)
+        self.worker: InferenceWorker | None = None
+        if cfg.mode == "continuous":
+            self.worker = InferenceWorker(self.key, runner, self.slot, cfg.latency_budget_ms,
+                                          self._from_worker)
+        self.paused = False
+        self.started = time.monotonic()
+
+    @property
+    def triggered(self) -> bool:
+        return self.cfg.mode == "triggered"
+
+    def _from_worker(self, _key: str, insp: Inspection) -> None:
+        """Runs on the worker thread: hand over to the loop, never block."""
+        try:
+            self.loop.call_soon_threadsafe(self._on_inspection, self, insp)
+        except RuntimeError:  # loop closed during shutdown: the frame is dropped
+            pass
+
+    def start(self) -> None:
+        if self.worker is not None:
+            self.worker.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout)
+
+    def pause(self) -> None:
+        self.paused = True
+        if self.worker is not None:
+            self.worker.pause()
+
+    def resume(self) -> None:
+        self.paused = False
+        self.monitor.last_good = time.monotonic()
+        if self.worker is not None:
+            self.worker.resume()
+
+    def last_progress(self) -> float:
+        """Monotonic time of the last finished inspection (for the systemd watchdog)."""
+        if self.worker is not None and not self.paused:
+            last = self.worker.stats().last_progress
+            return self.started if last is None else last
+        return time.monotonic()  # triggered or paused: progress is driven by the PLC/operator
+
+    async def inspect_after(self, t_trigger: float) -> Inspection | None:
+        """Triggered mode: inspect the first frame captured after the trigger."""
+        timeout = self.cfg.trigger.frame_ms / 1000.0
+        frame = await asyncio.to_thread(self.slot.get_after, t_trigger, timeout)
+        if frame is None:
+            return None
+        return await asyncio.to_thread(self.runner.infer, frame)
