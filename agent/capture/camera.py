@@ -25,6 +25,8 @@ from agent.capture.transform import FrameTransform
 from agent.logutil import RepeatLimiter
 from agent.types import Frame, utc_now
 
+__all__ = ["Camera", "CameraEvent", "CameraStats", "Listener"]
+
 log = logging.getLogger(__name__)
 
 Listener = Callable[[CameraEvent], None]
