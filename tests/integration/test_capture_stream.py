@@ -175,3 +175,25 @@ def test_unreachable_url_is_an_error_event_and_other_cameras_keep_streaming(
     assert "cannot open" in msg and "pw123" not in msg
     assert dead.stats().captured == 0 and dead.stats().reconnects >= 1
     assert not any(e.error for e in live_ev.items)
+
+
+def test_unreachable_rtsp_camera_with_udp_transport(tmp_path: Path) -> None:
+    import os
+
+    from tests.support.ports import free_port
+
+    url = f"rtsp://op:Secr3t@127.0.0.1:{free_port()}/stream1"
+    cam = build_camera("rtsp-cam", _cfg(url, rtsp_transport="udp", max_reconnects=1), tmp_path)
+    ev = Events()
+    cam.add_listener(ev)
+    cam.start()
+    try:
+        assert ev.wait(lambda items: any(e.state is S.FAILED for e in items))
+    finally:
+        cam.stop()
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ  # set only around the open
+    opens = [e.message for e in ev.items if "cannot open" in e.message]
+    assert len(opens) == 2  # the first try and one reconnect, then failed
+    assert opens[0].startswith("camera 'rtsp-cam' (rtsp://op:***@127.0.0.1:")
+    assert all("Secr3t" not in e.message for e in ev.items)
+    assert cam.state is S.FAILED and cam.stats().reconnects == 1
