@@ -8,7 +8,9 @@ the event loop for long:
   connections get an immediate 503, anything beyond that is closed unanswered (counted);
 - a request head larger than `max_request_bytes` gets 431, a malformed one 400, an
   unknown path 404, another method 405, a client slower than `request_timeout_s` 408;
-- with a bearer token configured every path needs `Authorization: Bearer <token>` (401).
+- with a bearer token configured every path needs `Authorization: Bearer <token>` (401);
+- /metrics is rendered at most once per `metrics_cache_s` (a few ms of CPU on the event
+  loop each time): rapid or concurrent scrapes share the last rendering.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ class ServerLimits:
     max_overflow: int = 64  # extra connections answered 503 at once; beyond: closed unanswered
     max_request_bytes: int = 8192
     request_timeout_s: float = 5.0
+    metrics_cache_s: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class HealthServer:
         self._active = self._overflow = 0
         self._responses: Counter[int] = Counter()
         self._busy = self._dropped = 0
+        self._metrics_cache: tuple[float, bytes] | None = None  # (monotonic time, text)
 
     @property
     def port(self) -> int:
@@ -257,7 +262,11 @@ class HealthServer:
         return _json(503, {"healthy": False, "failing": failing})
 
     def _metrics_page(self) -> _Response:
-        return _Response(200, self._metrics.render(), CONTENT_TYPE_LATEST)
+        now = time.monotonic()
+        cached = self._metrics_cache
+        if cached is None or now - cached[0] >= self.limits.metrics_cache_s:
+            cached = self._metrics_cache = (now, self._metrics.render())
+        return _Response(200, cached[1], CONTENT_TYPE_LATEST)
 
     def _status_page(self) -> _Response:
         return _json(200, self._status())

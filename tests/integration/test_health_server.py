@@ -275,3 +275,14 @@ async def test_stop_with_clients_still_connected_leaves_nothing_behind(setup: Se
     assert await asyncio.wait_for(reader.read(), 10.0) == b""
     writer.close()
     await writer.wait_closed()
+
+
+async def test_rapid_scrapes_share_one_rendering(setup: Setup, server) -> None:
+    renders = []
+    setup.metrics.add_gauge_source(lambda: renders.append(1) or [])
+    server.limits = ServerLimits(metrics_cache_s=60.0)
+    replies = [await get(server.port, "/metrics") for _ in range(5)]
+    assert [r.code for r in replies] == [200] * 5 and len(renders) == 1
+    server.limits = ServerLimits(metrics_cache_s=0.0)
+    await get(server.port, "/metrics")
+    assert len(renders) == 2
