@@ -1,10 +1,11 @@
 """Group commit: one writer thread runs every store operation; concurrent callers share a commit.
 
 The asyncio loop never blocks on fsync: `submit` hands an operation to the
-thread and returns a future. The thread takes the first waiting operation,
-collects more for `window_s` (only when a durable operation waits: nothing else
-needs an fsync), runs them in ONE transaction with a savepoint each, commits
-once, then settles every future. A failed commit (full disk, I/O error) fails
+thread and returns a future. The thread takes every waiting operation; when a
+durable one is among them it waits up to `window_s` for as many durable callers
+as the previous commit carried (they are usually about to come back), runs them
+all in ONE transaction with a savepoint each, commits once (one fsync), then
+settles every future. A failed commit (full disk, I/O error) fails
 every operation of the transaction; a bug in one operation fails only that one.
 """
 
@@ -80,6 +81,7 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._main, name="outbox-writer", daemon=True)
         self._closed = False
         self._last_idle = time.monotonic()
+        self._expect = 2  # durable jobs the next commit waits for (adapts to the last commit)
 
     def start(self) -> None:
         self._thread.start()
@@ -134,12 +136,15 @@ class GroupCommitWriter:
         return not stop
 
     def _collect(self, first: _Job) -> tuple[list[_Job], bool]:
+        """Everything queued now; then, while fewer durable jobs than the last commit carried
+        are here (that many callers are probably about to come back), wait up to the window."""
         jobs = [first]
+        durable = int(first.durable)
         deadline = time.monotonic() + self._window_s
         while len(jobs) < MAX_OPS_PER_COMMIT:
             wait = deadline - time.monotonic()
             try:
-                if wait > 0 and any(j.durable for j in jobs):
+                if wait > 0 and 0 < durable < self._expect:
                     item = self._queue.get(timeout=wait)
                 else:
                     item = self._queue.get_nowait()
@@ -149,6 +154,9 @@ class GroupCommitWriter:
                 return jobs, True
             assert isinstance(item, _Job)
             jobs.append(item)
+            durable += item.durable
+        if durable:
+            self._expect = durable
         return jobs, False
 
     def _transaction(self, jobs: list[_Job]) -> None:
