@@ -148,3 +148,20 @@ def test_preprocessor_refuses_other_dtypes_and_makes_blank_inputs() -> None:
                          np.dtype(np.float32)).blank()
     assert blank.shape == (1, 1, 8, 6)
     np.testing.assert_allclose(blank, 128 / 255, rtol=1e-6)
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR", "GRAY"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("resize_mode", ["resize", "letterbox"])
+def test_opencv_blob_path_equals_the_numpy_reference(color: str, layout: str,
+                                                     resize_mode: str) -> None:
+    n = 1 if color == "GRAY" else 3
+    spec = InputSpec(layout=layout, color=color, resize=resize_mode, scale=1 / 255,
+                     mean=(0.485, 0.456, 0.406)[:n], std=(0.229, 0.224, 0.225)[:n])
+    frame = np.random.default_rng(3).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    fast = Preprocessor(spec, (24, 32), np.dtype(np.float32))
+    assert fast._blob is not None  # the installed OpenCV has blobFromImageWithParams
+    ref = Preprocessor(spec, (24, 32), np.dtype(np.float32), use_opencv_blob=False)
+    (a, ga), (b, gb) = fast(frame), ref(frame)
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32 and ga == gb
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
