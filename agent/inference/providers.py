@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnxruntime as ort
 
@@ -37,6 +38,9 @@ INSTALL_HINTS: dict[str, str] = {
     "CoreMLExecutionProvider": "onnxruntime on macOS",
     "DmlExecutionProvider": "the onnxruntime-directml package (Windows)",
 }
+# provider options that name a folder or file: relative ones resolve against the config's folder
+PATH_OPTIONS = frozenset({"trt_engine_cache_path", "trt_timing_cache_path", "cache_dir",
+                          "trt_ep_context_file_path", "ep_context_file_path"})
 RUNTIME_PACKAGES = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino",
                     "onnxruntime-qnn", "onnxruntime-directml", "onnxruntime-rocm")
 
@@ -68,19 +72,28 @@ def _option_value(v: str | int | float | bool) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
-def wishes(cfg: ModelConfig) -> list[ProviderChoice]:
+def _options(p: ProviderConfig, base_dir: Path | None) -> dict[str, str]:
+    out = {k: _option_value(v) for k, v in p.options.items()}
+    for key in PATH_OPTIONS & out.keys():
+        if base_dir is not None and out[key] and not Path(out[key]).is_absolute():
+            out[key] = str((base_dir / out[key]).resolve())
+    return out
+
+
+def wishes(cfg: ModelConfig, base_dir: Path | None = None) -> list[ProviderChoice]:
     out = []
     for p in cfg.providers:
         if isinstance(p, ProviderConfig):
-            out.append(ProviderChoice(p.name, {k: _option_value(v) for k, v in p.options.items()}))
+            out.append(ProviderChoice(p.name, _options(p, base_dir)))
         else:
             out.append(ProviderChoice(p))
     return out
 
 
-def plan(cfg: ModelConfig, available: list[str] | None = None) -> ProviderPlan:
+def plan(cfg: ModelConfig, base_dir: Path | None = None,
+         available: list[str] | None = None) -> ProviderPlan:
     """The providers to pass to onnxruntime: the available wishes, CPU always last."""
-    wished = wishes(cfg)
+    wished = wishes(cfg, base_dir)
     have = ort.get_available_providers() if available is None else available
     unavailable = [w.name for w in wished if w.name not in have]
     return ProviderPlan(wished, unavailable)

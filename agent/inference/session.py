@@ -38,18 +38,23 @@ def load_model(name: str, cfg: ModelConfig, base_dir: Path, *,
                overrides: Mapping[str, Any] | None = None,
                clock: Callable[[], float] = time.monotonic) -> ModelRunner:
     """Load the model `cfg.path` (relative to `base_dir`) as configured under `name`."""
-    return open_model(name, (Path(base_dir) / cfg.path).resolve(), cfg, overrides, clock)
+    base = Path(base_dir).resolve()
+    return open_model(name, base / cfg.path, cfg, overrides, clock, base)
 
 
 def open_model(name: str, path: Path, cfg: ModelConfig,
                overrides: Mapping[str, Any] | None = None,
-               clock: Callable[[], float] = time.monotonic) -> ModelRunner:
-    """Load a model folder (model.onnx + model.yaml) or a bare .onnx file."""
+               clock: Callable[[], float] = time.monotonic,
+               base_dir: Path | None = None) -> ModelRunner:
+    """Load a model folder (model.onnx + model.yaml) or a bare .onnx file. Relative
+    provider option paths (TensorRT engine cache, OpenVINO cache_dir) resolve against
+    `base_dir`, else against the current directory."""
+    path = path.resolve()
     where = f"model {name!r} ({path})"
     onnx_path, manifest_path = locate(path)
     manifest = _read_manifest(where, manifest_path, overrides)
     digest = _checksum(where, onnx_path, manifest)
-    plan = providers.plan(cfg)
+    plan = providers.plan(cfg, base_dir or Path.cwd())
     session = _create_session(where, onnx_path, cfg, plan)
     plan = providers.ProviderPlan(plan.wished, plan.unavailable, session.get_providers())
     _enforce_policy(name, where, cfg, plan)

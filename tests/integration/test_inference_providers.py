@@ -70,12 +70,12 @@ def test_unrequired_cuda_falls_back_to_cpu_loudly(
 def test_provider_options_reach_the_wish_list(base: Path) -> None:
     cfg = ModelConfig(path="m", warmup_runs=1, providers=[
         ProviderConfig(name="TensorrtExecutionProvider",
-                       options={"trt_engine_cache_path": "/var/cache/trt", "trt_fp16_enable": True}),
+                       options={"trt_engine_cache_path": "cache/trt", "trt_fp16_enable": True}),
         ProviderConfig(name="CUDAExecutionProvider", options={"device_id": 1}),
         "CPUExecutionProvider"])
-    plan = providers.plan(cfg)
+    plan = providers.plan(cfg, base)
     assert [w.options for w in plan.wished] == [
-        {"trt_engine_cache_path": "/var/cache/trt", "trt_fp16_enable": "true"},
+        {"trt_engine_cache_path": str(base / "cache" / "trt"), "trt_fp16_enable": "true"},
         {"device_id": "1"}, {}]
     assert plan.unavailable == ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
     assert providers.session_providers(plan) == (["CPUExecutionProvider"], [{}])
