@@ -142,7 +142,7 @@ class HealthWiring:
             "schema_version": 1, "state": "online", "agent_id": a.cfg.agent_id,
             "site": a.cfg.site, "version": __version__,
             "started": self.started_wall.isoformat(), "time": utc_now().isoformat(),
-            "healthy": healthy, "failing": failing,
+            "healthy": healthy, "failing": [f"{k}: {v}" for k, v in failing.items()],
             "models": a.birth()["models"],
             "stations": [{"line": rt.line, "station": rt.name,
                           "state": self._station_state(rt)} for rt in a.stations.values()],
