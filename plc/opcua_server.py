@@ -19,6 +19,7 @@ from asyncua import Server, ua
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from agent.sinks.opcua_certs import read_props
 from plc.state import PlcState, Value
 from plc.tags import Tag
 
@@ -35,7 +36,7 @@ class ServerSecurity:
     policies: list[ua.SecurityPolicyType] = field(default_factory=lambda: [
         ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
     trusted_clients: list[Path] | None = None  # None: accept any client certificate
-    application_uri: str = "urn:edge-agent:softplc"
+    application_uri: str = "urn:edge-agent:softplc:server"
 
 
 class OpcUaFace:
@@ -114,20 +115,25 @@ async def _apply_security(server: Server, security: ServerSecurity | None) -> No
         server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         return
     await server.set_application_uri(security.application_uri)
-    await server.load_certificate(str(security.certificate))
-    await server.load_private_key(str(security.private_key))
+    cert, key = read_props(security.certificate), read_props(security.private_key)
+    await server.load_certificate(cert.path_or_content, cert.extension)  # bytes: no file thread
+    await server.load_private_key(key.path_or_content, None, key.extension)
     server.set_security_policy(security.policies)
     if security.trusted_clients is not None:
-        trusted = {_der(p) for p in security.trusted_clients}
-
-        async def validate(cert: x509.Certificate, _app: ua.ApplicationDescription) -> None:
-            if cert.public_bytes(_DER) not in trusted:
-                raise ua.UaStatusCodeError(ua.StatusCodes.BadCertificateUntrusted)
-
-        server.set_certificate_validator(validate)
+        server.set_certificate_validator(_trust_list_validator(security.trusted_clients))
 
 
-_DER = Encoding.DER
+def _trust_list_validator(paths: list[Path]):  # type: ignore[no-untyped-def]
+    """Accept only client certificates found in `paths` (read at each session: files may
+    be added while the PLC runs, as an operator trusting a certificate would)."""
+
+    async def validate(cert: x509.Certificate, _app: ua.ApplicationDescription) -> None:
+        trusted = {_der(p) for p in paths if p.is_file()}
+        if cert.public_bytes(Encoding.DER) not in trusted:
+            log.warning("soft PLC: refused untrusted client certificate %s", cert.subject.rfc4514_string())
+            raise ua.UaStatusCodeError(ua.StatusCodes.BadCertificateUntrusted)
+
+    return validate
 
 
 def _der(path: Path) -> bytes:

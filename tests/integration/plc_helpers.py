@@ -63,3 +63,24 @@ async def plain_modbus_server(port: int) -> ModbusTcpServer:
     server = ModbusTcpServer(device, address=("127.0.0.1", port))
     await server.serve_forever(background=True)
     return server
+
+
+def opcua_link(tmp: Path, endpoint: str, **over: object):  # type: ignore[no-untyped-def]
+    from agent.sinks.opcua import OpcUaPlcConfig
+    from agent.sinks.opcua import build as build_opcua
+
+    cfg = OpcUaPlcConfig.model_validate({
+        "type": "opcua", "endpoint": endpoint, "timeout_ms": 1000,
+        "reconnect_initial_ms": 50, "reconnect_max_ms": 300, **over})
+    return build_opcua("plc1", cfg, ctx(tmp))
+
+
+async def server_certificate(tmp: Path, name: str = "server") -> tuple[Path, Path]:
+    """A self-signed OPC UA server certificate (DER) and key (PEM) made for the test."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from agent.sinks.opcua_certs import write_self_signed
+
+    cert, key = tmp / f"{name}-cert.der", tmp / f"{name}-key.pem"
+    write_self_signed(cert, key, "urn:edge-agent:softplc:server", [ExtendedKeyUsageOID.SERVER_AUTH])
+    return cert, key
