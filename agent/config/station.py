@@ -65,9 +65,9 @@ class TriggerTimeouts(Strict):
 
 class DriftConfig(Strict):
     enabled: bool = Field(True, description="Compute input/output drift statistics.")
-    baseline_frames: int = Field(300, ge=10, description="Frames in the baseline window (the first after start).")
-    window_frames: int = Field(300, ge=10, description="Frames in the rolling comparison window.")
-    psi_threshold: float = Field(0.25, gt=0, description="Population Stability Index above which a drift record is sent.")
+    baseline_frames: int = Field(600, ge=10, description="Frames in the baseline window (the first after start).")
+    window_frames: int = Field(600, ge=10, description="Frames in the rolling comparison window.")
+    psi_threshold: float = Field(0.5, gt=0, description="Population Stability Index above which a drift record is sent (consecutive conveyor frames are correlated: below ~0.3 a stable line false-alarms).")
 
 
 class StationConfig(Strict):
