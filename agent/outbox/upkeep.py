@@ -21,6 +21,7 @@ class Upkeep:
         self.book = book
         self._disk = RepeatLimiter(log, "outbox disk full", logging.ERROR)
         self._errors = RepeatLimiter(log, "outbox write failed", logging.ERROR)
+        self._evicting = RepeatLimiter(log, "outbox evicting")
         self._data_version: int | None = None
 
     def load(self, conn: sqlite3.Connection) -> None:
@@ -34,6 +35,10 @@ class Upkeep:
     def after_commit(self, conn: sqlite3.Connection, tx: Changes, records: int) -> None:
         oldest = {s: queries.oldest_ts(conn, s) for s in tx.touched}
         self.book.apply(tx, oldest)
+        for (sink, name), n in tx.counters.items():
+            if name == "evicted":
+                self._evicting.failure("sink %s: %d oldest record(s) evicted to stay within "
+                                       "max_bytes / max_age (counted in stats)", sink, n)
         store = self.book.store
         changes: dict[str, object] = {"commits": store.commits + 1,
                                       "records_committed": store.records_committed + records}

@@ -111,10 +111,11 @@ async def test_delivers_in_order_and_deletes_after_ack(tmp_path: Path) -> None:
 async def test_outage_retries_in_order_marks_replayed(tmp_path: Path) -> None:
     sink = FlakySink()
     sink.down = True
-    async with Rig(tmp_path, sink, policy()) as rig:
-        await rig.put([rec(i) for i in range(10)])
+    rig = Rig(tmp_path, sink, policy())
+    await rig.put([rec(i) for i in range(10)])  # before start: the first lease is a full batch
+    async with rig:
         await until(lambda: len(sink.attempts) >= 3)
-        assert rig.fwd.stats().state == ForwarderState.BACKOFF
+        await until(lambda: rig.fwd.stats().state == ForwarderState.BACKOFF)
         assert rig.fwd.stats().last_error == "broker unreachable"
         await rig.put([rec(i) for i in range(10, 14)])
         sink.down = False
