@@ -160,11 +160,11 @@ class GroupCommitWriter:
         return jobs, False
 
     def _transaction(self, jobs: list[_Job]) -> None:
-        self._set_sync(any(j.durable for j in jobs))
         tx = Changes()
         results: list[tuple[_Job, Any, BaseException | None]] = []
         conn = self._conn
         try:
+            self._set_sync(any(j.durable for j in jobs))
             conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 results.append(self._run_one(job, tx))
