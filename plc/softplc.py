@@ -32,7 +32,7 @@ class SoftPlc:
         opcua_security: ServerSecurity | None = None,
         quiet: bool = True,
         tick_s: float = 0.005,
-        out: Callable[[str], None] = print,
+        out: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tags = tags
@@ -44,7 +44,7 @@ class SoftPlc:
         self.opcua_security = opcua_security
         self.quiet = quiet
         self.tick_s = tick_s
-        self._out = out
+        self._out = out or _print
         self._clock = clock
         self._modbus: ModbusTcpServer | None = None
         self._opcua: OpcUaFace | None = None
@@ -96,3 +96,7 @@ class SoftPlc:
     def _emit(self, line: str) -> None:
         if not self.quiet:
             self._out(f"softplc: {line}")
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)

@@ -1,0 +1,50 @@
+"""Values <-> Modbus registers: word order, ranges, refusals."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.sinks.modbus_address import parse_modbus_address
+from agent.sinks.modbus_codec import CodecError, check_value, decode, encode
+
+
+def test_word_order_of_32_bit_values() -> None:
+    a = parse_modbus_address("hr:12:u32")
+    assert encode(a, 0x12345678, "big") == [0x1234, 0x5678]
+    assert encode(a, 0x12345678, "little") == [0x5678, 0x1234]
+    assert decode(a, [0x5678, 0x1234], "little") == 0x12345678
+
+
+def test_signed_and_float() -> None:
+    assert encode(parse_modbus_address("hr:1:i16"), -2, "big") == [0xFFFE]
+    assert decode(parse_modbus_address("hr:1:i32"), [0xFFFF, 0xFFFE], "big") == -2
+    assert encode(parse_modbus_address("hr:1:f32"), 1.5, "big") == [0x3FC0, 0x0000]
+
+
+@pytest.mark.parametrize(("address", "value"), [
+    ("hr:0", 65536), ("hr:0", -1), ("hr:0:i16", 40000), ("hr:0:u32", 1 << 32),
+    ("hr:0", 1.5), ("hr:0", True), ("coil:0", 2), ("hr:0:f32", float("nan")),
+])
+def test_values_that_do_not_fit_are_refused(address: str, value: float) -> None:
+    with pytest.raises(CodecError, match=address.split(":")[0]):
+        check_value(parse_modbus_address(address), value)
+
+
+def test_width_mismatch_refused() -> None:
+    with pytest.raises(CodecError, match="expected 2"):
+        decode(parse_modbus_address("hr:0:u32"), [1], "big")
+
+
+@given(st.sampled_from(["u16", "i16", "u32", "i32"]), st.sampled_from(["big", "little"]),
+       st.integers(-(1 << 31), (1 << 32) - 1))
+def test_round_trip(dtype: str, order: str, value: int) -> None:
+    addr = parse_modbus_address(f"hr:100:{dtype}")
+    try:
+        check_value(addr, value)
+    except CodecError:
+        return
+    words = encode(addr, value, order)  # type: ignore[arg-type]
+    assert all(0 <= w <= 0xFFFF for w in words) and len(words) == addr.width
+    assert decode(addr, words, order) == value  # type: ignore[arg-type]
