@@ -112,6 +112,9 @@ def build_client(cfg: MqttSinkConfig, ctx: SinkContext, status_topic: str,
     set_will(client, ctx, status_topic)
     client.on_pre_connect = lambda c, _u: set_will(c, ctx, status_topic)
     client.reconnect_delay_set(1, max(1, int(cfg.reconnect_max_s)))
+    # a whole outbox batch in flight at once: paho's default window of 20 makes a batch of 50
+    # wait for acknowledgements mid-batch (the broker may still cap it with max_inflight)
+    client.max_inflight_messages_set(max(20, cfg.outbox.batch_size))
     return client
 
 
