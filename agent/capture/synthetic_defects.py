@@ -16,6 +16,16 @@ import numpy as np
 FloatImage = np.ndarray  # HxWx3 float32, BGR, 0..255 (unclipped)
 Mask = np.ndarray  # HxW float32, 0..1
 
+# Sizes below are in pixels of a 320x240 frame; `scale` multiplies them for other frame sizes.
+
+
+def _px(value: float, scale: float) -> int:
+    return max(1, int(round(value * scale)))
+
+
+def _odd(value: float, scale: float) -> int:
+    return _px(value, scale) | 1
+
 
 def _blurred_noise(rng: np.random.Generator, h: int, w: int, kx: int, ky: int) -> np.ndarray:
     """Unit-variance noise smoothed with a (kx x ky) box-ish Gaussian, horizontally seamless."""
@@ -27,7 +37,9 @@ def _blurred_noise(rng: np.random.Generator, h: int, w: int, kx: int, ky: int) -
     return out / max(float(out.std()), 1e-6)
 
 
-def belt_texture(rng: np.random.Generator, height: int, length: int) -> FloatImage:
+def belt_texture(
+    rng: np.random.Generator, height: int, length: int, scale: float = 1.0
+) -> FloatImage:
     """A conveyor belt strip `length` pixels long that tiles seamlessly along x.
 
     Dark rubber with fine grain, some mottling and transverse slat seams every `period`
@@ -37,31 +49,37 @@ def belt_texture(rng: np.random.Generator, height: int, length: int) -> FloatIma
     base = rng.uniform(35.0, 80.0)
     tints = np.array([[0, 0, 0], [6, 10, -4], [14, 2, -6], [-6, 2, 8]], dtype=np.float32)
     tint = tints[rng.integers(len(tints))]
-    grain = _blurred_noise(rng, height, length, 3, 3) * rng.uniform(4.0, 9.0)
-    mottle = _blurred_noise(rng, height, length, 41, 41) * rng.uniform(3.0, 8.0)
+    grain = _blurred_noise(rng, height, length, _odd(3, scale), _odd(3, scale)) * rng.uniform(
+        4.0, 9.0
+    )
+    mottle = _blurred_noise(rng, height, length, _odd(41, scale), _odd(41, scale)) * rng.uniform(
+        3.0, 8.0
+    )
     gray = base + grain + mottle
-    period = int(rng.integers(22, 48))
+    period = _px(int(rng.integers(22, 48)), scale)
+    depth = -rng.uniform(10.0, 22.0)
     seam = np.zeros(length, dtype=np.float32)
-    seam[::period] = -rng.uniform(10.0, 22.0)
-    seam[1::period] = seam[::period][: len(seam[1::period])] * 0.5
+    seam_width = max(2, _px(2, scale))
+    for j in range(seam_width):
+        seam[j::period] = depth * (0.5 if j == seam_width - 1 else 1.0)
     gray = gray + seam[None, :]
     return gray[:, :, None] + tint[None, None, :]
 
 
-def metal_texture(rng: np.random.Generator, h: int, w: int) -> FloatImage:
+def metal_texture(rng: np.random.Generator, h: int, w: int, scale: float = 1.0) -> FloatImage:
     """Brushed metal: bright base, low-contrast streaks along one axis, soft shading, bevel."""
     base = rng.uniform(125.0, 195.0)
     tint = rng.uniform(-8.0, 8.0, 3).astype(np.float32)
     if rng.random() < 0.5:
-        streaks = _blurred_noise(rng, h, w, 41, 1)
+        streaks = _blurred_noise(rng, h, w, _odd(41, scale), 1)
     else:
-        streaks = _blurred_noise(rng, w, h, 41, 1).T
+        streaks = _blurred_noise(rng, w, h, _odd(41, scale), 1).T
     gray = base + streaks * rng.uniform(4.0, 10.0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     gx, gy = rng.uniform(-14.0, 14.0, 2)
     gray += gx * (xx / max(w - 1, 1) - 0.5) + gy * (yy / max(h - 1, 1) - 0.5)
     edge = np.minimum(np.minimum(xx, w - 1 - xx), np.minimum(yy, h - 1 - yy))
-    gray += np.where(edge < 3, -18.0, 0.0).astype(np.float32)
+    gray += np.where(edge < 3 * scale, -18.0, 0.0).astype(np.float32)
     return (gray[:, :, None] + tint[None, None, :]).astype(np.float32)
 
 
@@ -92,7 +110,7 @@ def _polyline_mask(h: int, w: int, lines: list[tuple[np.ndarray, int]]) -> Mask:
     return mask
 
 
-def _scratch(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
+def _scratch(img: FloatImage, rng: np.random.Generator, margin: int, scale: float) -> Mask:
     h, w = img.shape[:2]
     lines: list[tuple[np.ndarray, int]] = []
     for _ in range(1 if rng.random() < 0.7 else 2):
@@ -104,16 +122,16 @@ def _scratch(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
                 [[x0, y0], [x0 + length * math.cos(angle), y0 + length * math.sin(angle)]]
             )
             if _inside(pts, h, w, margin):
-                lines.append((pts, int(rng.integers(3, 5))))
+                lines.append((pts, _px(int(rng.integers(3, 5)), scale)))
                 break
     groove = _polyline_mask(h, w, lines)
-    shine = np.roll(groove, 2, axis=0) * (1.0 - groove)
+    shine = np.roll(groove, _px(2, scale), axis=0) * (1.0 - groove)
     img *= 1.0 - rng.uniform(0.55, 0.75) * groove[:, :, None]
     img += rng.uniform(35.0, 60.0) * shine[:, :, None]
     return np.maximum(groove, shine)
 
 
-def _crack(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
+def _crack(img: FloatImage, rng: np.random.Generator, margin: int, scale: float) -> Mask:
     h, w = img.shape[:2]
     lines: list[tuple[np.ndarray, int]] = []
     for _attempt in range(200):
@@ -123,14 +141,14 @@ def _crack(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
         sign = 1.0
         for _ in range(int(rng.integers(7, 11))):
             sign = -sign
-            heading += sign * rng.uniform(0.45, 0.95)
-            step = rng.uniform(6.0, 11.0)
+            heading += sign * rng.uniform(0.55, 1.1)
+            step = rng.uniform(6.0, 11.0) * scale
             pts.append(
                 (pts[-1][0] + step * math.cos(heading), pts[-1][1] + step * math.sin(heading))
             )
         main = np.array(pts)
         if _inside(main, h, w, margin):
-            lines.append((main, 3))
+            lines.append((main, _px(3, scale)))
             break
     if lines:
         main = lines[0][0]
@@ -140,17 +158,19 @@ def _crack(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
             branch = [start]
             for _ in range(3):
                 heading += rng.uniform(-0.8, 0.8)
-                branch.append(branch[-1] + 7.0 * np.array([math.cos(heading), math.sin(heading)]))
+                branch.append(
+                    branch[-1] + 7.0 * scale * np.array([math.cos(heading), math.sin(heading)])
+                )
             arr = np.clip(np.array(branch), margin, [w - margin, h - margin])
-            lines.append((arr, 2))
+            lines.append((arr, _px(3, scale)))
     mask = _polyline_mask(h, w, lines)
     img *= 1.0 - rng.uniform(0.75, 0.9) * mask[:, :, None]
     return mask
 
 
-def _spot(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
+def _spot(img: FloatImage, rng: np.random.Generator, margin: int, scale: float) -> Mask:
     h, w = img.shape[:2]
-    r = float(rng.uniform(8.0, 13.0))
+    r = float(rng.uniform(8.0, 13.0)) * scale
     cx, cy = _inner_point(rng, h, w, margin + int(r))
     mask: np.ndarray = np.zeros((h, w), dtype=np.float32)
     axes = (int(r), int(r * rng.uniform(0.65, 1.0)))
@@ -165,7 +185,8 @@ def _spot(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
         -1,
         lineType=cv2.LINE_AA,
     )
-    mask = cv2.GaussianBlur(mask, (5, 5), 0)
+    k = _odd(5, scale)
+    mask = cv2.GaussianBlur(mask, (k, k), 0)
     if rng.random() < 0.5:  # oil / burn mark: dark
         color = np.array([25.0, 25.0, 30.0], dtype=np.float32) * rng.uniform(0.6, 1.4)
     else:  # rust: brown-orange
@@ -176,9 +197,9 @@ def _spot(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
     return mask
 
 
-def _dent(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
+def _dent(img: FloatImage, rng: np.random.Generator, margin: int, scale: float) -> Mask:
     h, w = img.shape[:2]
-    radius = float(rng.uniform(13.0, 20.0))
+    radius = float(rng.uniform(13.0, 20.0)) * scale
     cx, cy = _inner_point(rng, h, w, margin + int(radius))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dx, dy = (xx - cx) / radius, (yy - cy) / radius
@@ -192,7 +213,7 @@ def _dent(img: FloatImage, rng: np.random.Generator, margin: int) -> Mask:
     return np.where(inside, 1.0, 0.0).astype(np.float32)
 
 
-DEFECT_PAINTERS: dict[str, Callable[[FloatImage, np.random.Generator, int], Mask]] = {
+DEFECT_PAINTERS: dict[str, Callable[[FloatImage, np.random.Generator, int, float], Mask]] = {
     "scratch": _scratch,
     "spot": _spot,
     "crack": _crack,
@@ -200,16 +221,19 @@ DEFECT_PAINTERS: dict[str, Callable[[FloatImage, np.random.Generator, int], Mask
 }
 
 
-def draw_defect(img: FloatImage, defect: str, rng: np.random.Generator, margin: int = 10) -> Mask:
+def draw_defect(
+    img: FloatImage, defect: str, rng: np.random.Generator, margin: int = 10, scale: float = 1.0
+) -> Mask:
     """Paint `defect` into `img` in place, at least `margin` px inside its border.
 
-    Returns the mask (HxW, 0..1) of the pixels it changed.
+    `scale` multiplies the defect's size (1.0 = as seen in a 320x240 frame). Returns the mask
+    (HxW, 0..1) of the pixels it changed.
     """
     try:
         painter = DEFECT_PAINTERS[defect]
     except KeyError:
         raise ValueError(f"unknown defect class {defect!r}") from None
-    return painter(img, rng, margin)
+    return painter(img, rng, margin, scale)
 
 
 def finish(

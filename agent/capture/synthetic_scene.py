@@ -59,6 +59,11 @@ class _Sprite:
     defect: np.ndarray  # hxw float32 (zeros for a good part)
 
 
+def _scale(width: int, height: int) -> float:
+    """Feature sizes are designed for 320x240 frames; other sizes scale them."""
+    return min(width / 320, height / 240)
+
+
 def _rng(seed: int, stream: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed % 2**64, stream, index])
 
@@ -73,12 +78,14 @@ def _render_part(
     """A brushed-metal plate (size relative to the frame), slightly rotated, maybe defective."""
     pw = int(look.uniform(0.36, 0.48) * width)
     ph = int(look.uniform(0.45, 0.62) * height)
-    color = metal_texture(look, ph, pw)
-    alpha = rounded_rect_mask(ph, pw, int(look.integers(3, 16)))
+    scale = _scale(width, height)
+    color = metal_texture(look, ph, pw, scale)
+    alpha = rounded_rect_mask(ph, pw, max(1, int(look.integers(3, 16) * scale)))
     angle = float(look.uniform(-10.0, 10.0))
     defect_mask = np.zeros((ph, pw), dtype=np.float32)
     if defect is not None:
-        defect_mask = draw_defect(color, defect, defect_rng, margin=max(8, min(pw, ph) // 8))
+        margin = max(int(8 * scale), min(pw, ph) // 8)
+        defect_mask = draw_defect(color, defect, defect_rng, margin=margin, scale=scale)
     side = int(math.ceil(math.hypot(pw, ph))) + 2
     rot = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, 1.0)
     rot[:, 2] += np.array([(side - pw) / 2, (side - ph) / 2])
@@ -92,11 +99,15 @@ def _render_part(
     return _Sprite(warp(color)[crop], alpha_w[crop], warp(defect_mask)[crop])
 
 
-def _composite(background: np.ndarray, sprite: _Sprite, x: int, y: int) -> Box | None:
+def _composite(
+    background: np.ndarray, sprite: _Sprite, x: int, y: int, scale: float = 1.0
+) -> Box | None:
     """Paste `sprite` (with a soft shadow) into `background` in place at (x, y)."""
     sh, sw = sprite.alpha.shape
-    shadow = cv2.GaussianBlur(sprite.alpha, (0, 0), 3.0) * 0.55
-    sy, sx = min(y + 4, background.shape[0] - sh), min(x + 4, background.shape[1] - sw)
+    shadow = cv2.GaussianBlur(sprite.alpha, (0, 0), 3.0 * scale) * 0.55
+    offset = int(round(4 * scale))
+    sy = min(y + offset, background.shape[0] - sh)
+    sx = min(x + offset, background.shape[1] - sw)
     region = background[sy : sy + sh, sx : sx + sw]
     region *= 1.0 - shadow[:, :, None]
     region = background[y : y + sh, x : x + sw]
@@ -128,7 +139,7 @@ def render_sample(
         raise ValueError(f"label {label!r} not in {LABELS}")
     params = _check_augment(augment)
     period_rng = np.random.default_rng(rng.integers(2**63))
-    background = belt_texture(period_rng, height, width)
+    background = belt_texture(period_rng, height, width, _scale(width, height))
     defect = None if label == "ok" else label
     if defect is not None or rng.random() >= 0.25:
         sprite = _render_part(
@@ -137,7 +148,7 @@ def render_sample(
         sh, sw = sprite.alpha.shape
         x = int(rng.integers(2, max(3, width - sw - 6)))
         y = int(rng.integers(2, max(3, height - sh - 6)))
-        _composite(background, sprite, x, y)
+        _composite(background, sprite, x, y, _scale(width, height))
     return finish(background, rng, **params)
 
 
@@ -183,7 +194,7 @@ class ConveyorScene:
             "noise_std": noise_std,
         }
         belt_rng = _rng(seed, _STREAM_BELT, 0)
-        self._belt = belt_texture(belt_rng, height, 4 * width)
+        self._belt = belt_texture(belt_rng, height, 4 * width, _scale(width, height))
         self._belt_pos = 0.0
         self._frame_index = 0
         self._cached: tuple[int, _Sprite, int] | None = None  # part index, sprite, y
@@ -234,7 +245,7 @@ class ConveyorScene:
         label, part_id = "ok", None
         if k < self.frames_per_part:
             x = x_first + int(round(k * step)) if self.frames_per_part > 1 else x_last // 2
-            box = _composite(background, sprite, x, y)
+            box = _composite(background, sprite, x, y, _scale(self.width, self.height))
             label, part_id = spec.defect or "ok", spec.part_id
         image = finish(background, _rng(self.seed, _STREAM_FRAME, t), **self.augment)
         return SceneFrame(image=image, part_id=part_id, label=label, defect_box=box)

@@ -31,6 +31,11 @@ INPUT_H, INPUT_W = 96, 128
 SCALE = 1.0 / 255.0
 SAMPLE_SEED = 1  # render_sample stream seeds: SAMPLE_SEED * 1000 + chunk
 SCENE_SEEDS = tuple(range(100, 108))  # ConveyorScene seeds used for training frames
+# Frame sizes (width, height) and how often each is used: the camera size is configurable, the
+# model sees whole frames resized, so it learns defects at several scales. 320x240 is the default.
+FRAME_SIZES = ((320, 240), (160, 120), (640, 480))
+FRAME_SIZE_P = (0.7, 0.15, 0.15)
+SCENE_SIZES = {106: (640, 480), 107: (160, 120)}  # other scene seeds: 320x240
 HELDOUT_SEED = 20261127  # never used for training
 HELDOUT_AUGMENT = {"lighting_jitter": 0.3, "blur_max": 1.5, "noise_std": 8.0}
 LABEL_WEIGHTS = np.array([0.3] + [0.7 / (len(LABELS) - 1)] * (len(LABELS) - 1))
@@ -56,8 +61,10 @@ def _sample_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([SAMPLE_SEED, chunk])
     xs = np.empty((count, 3, INPUT_H, INPUT_W), dtype=np.uint8)
     ys = rng.choice(len(LABELS), size=count, p=LABEL_WEIGHTS)
+    sizes = rng.choice(len(FRAME_SIZES), size=count, p=FRAME_SIZE_P)
     for i, y in enumerate(ys):
-        img = render_sample(rng, LABELS[y], 320, 240, **_augment_params(rng))
+        width, height = FRAME_SIZES[sizes[i]]
+        img = render_sample(rng, LABELS[y], width, height, **_augment_params(rng))
         interp = cv2.INTER_AREA if rng.random() < 0.5 else cv2.INTER_LINEAR
         xs[i] = preprocess(img, interp)
     return xs, ys.astype(np.int64)
@@ -66,8 +73,14 @@ def _sample_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 def _scene_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     seed, count = args
     rng = np.random.default_rng(seed)
+    width, height = SCENE_SIZES.get(seed, (320, 240))
     scene = ConveyorScene(
-        seed, defect_rate=0.6, frames_per_part=int(rng.integers(4, 10)), **_augment_params(rng)
+        seed,
+        width=width,
+        height=height,
+        defect_rate=0.6,
+        frames_per_part=int(rng.integers(4, 10)),
+        **_augment_params(rng),
     )
     xs = np.empty((count, 3, INPUT_H, INPUT_W), dtype=np.uint8)
     ys = np.empty(count, dtype=np.int64)
@@ -78,8 +91,10 @@ def _scene_chunk(args: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def heldout_set(frames: int) -> tuple[np.ndarray, np.ndarray]:
-    scene = ConveyorScene(HELDOUT_SEED, defect_rate=0.5, **HELDOUT_AUGMENT)
+def heldout_set(
+    frames: int, width: int = 320, height: int = 240, seed: int = HELDOUT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    scene = ConveyorScene(seed, width=width, height=height, defect_rate=0.5, **HELDOUT_AUGMENT)
     out = [scene.next_frame() for _ in range(frames)]
     xs = np.stack([preprocess(f.image) for f in out])
     return xs, np.array([LABELS.index(f.label) for f in out], dtype=np.int64)
@@ -225,11 +240,11 @@ def write_manifest(onnx_path: Path, metrics: dict, n_train: int, n_heldout: int)
     recall = ", ".join(f"{k}: {v}" for k, v in metrics["per_class_recall"].items())
     training = (
         f"synthetic render_sample (seed {SAMPLE_SEED}) + ConveyorScene (seeds "
-        f"{SCENE_SEEDS[0]}-{SCENE_SEEDS[-1]}), {n_train} images, "
-        "lighting/blur/noise randomised"
+        f"{SCENE_SEEDS[0]}-{SCENE_SEEDS[-1]}), {n_train} images, 320x240 (70%), 160x120 and "
+        "640x480, lighting/blur/noise randomised"
     )
     heldout = (
-        f"ConveyorScene seed {HELDOUT_SEED}, defect_rate 0.5, "
+        f"ConveyorScene seed {HELDOUT_SEED}, 320x240, defect_rate 0.5, "
         + ", ".join(f"{k} {v}" for k, v in HELDOUT_AUGMENT.items())
         + f", {n_heldout} frames"
     )
@@ -285,9 +300,19 @@ def main() -> None:
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     hx, hy = heldout_set(args.heldout)
     metrics, confusion = metrics_of(hy, onnx_predict(session, hx))
+    other_sizes = {}
+    for width, height in ((160, 120), (640, 480)):
+        ox, oy = heldout_set(args.heldout // 4, width, height, HELDOUT_SEED + width)
+        other_sizes[f"{width}x{height}"] = metrics_of(oy, onnx_predict(session, ox))[0]
     metrics.update(
         {
             "heldout_frames": int(len(hy)),
+            "heldout_frame_size": "320x240",
+            "heldout_other_frame_sizes": {
+                "frames": args.heldout // 4,
+                "seeds": "HELDOUT_SEED + width",
+                **other_sizes,
+            },
             "heldout_class_counts": dict(
                 zip(LABELS, np.bincount(hy, minlength=len(LABELS)).tolist(), strict=True)
             ),

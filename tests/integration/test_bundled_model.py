@@ -83,12 +83,19 @@ def test_graph_matches_the_manifest(
     assert out.shape == (3, len(LABELS))
 
 
+@pytest.mark.parametrize("width,height", [(320, 240), (160, 120)])
 def test_classifies_held_out_conveyor_frames(
-    manifest: dict[str, Any], session: ort.InferenceSession
+    manifest: dict[str, Any], session: ort.InferenceSession, width: int, height: int
 ) -> None:
     assert TEST_SEED not in TRAINING_SEEDS
     scene = ConveyorScene(
-        TEST_SEED, defect_rate=0.5, lighting_jitter=0.3, blur_max=1.5, noise_std=8.0
+        TEST_SEED,
+        width=width,
+        height=height,
+        defect_rate=0.5,
+        lighting_jitter=0.3,
+        blur_max=1.5,
+        noise_std=8.0,
     )
     seen = [scene.next_frame() for _ in range(FRAMES)]
     truth = np.array([LABELS.index(f.label) for f in seen])

@@ -121,6 +121,21 @@ def test_defect_changes_pixels_only_in_its_region(defect: str) -> None:
 
 
 @pytest.mark.parametrize("defect", DEFECT_CLASSES)
+def test_features_scale_with_the_frame_size(defect: str) -> None:
+    """The model sees whole frames resized: a defect covers the same share of any frame size."""
+
+    def box_size(width: int, height: int) -> np.ndarray:
+        frame = ConveyorScene(seed=13, width=width, height=height, schedule=[defect]).next_frame()
+        assert frame.defect_box is not None and frame.image.shape == (height, width, 3)
+        x0, y0, x1, y1 = frame.defect_box
+        return np.array([x1 - x0, y1 - y0], dtype=float)
+
+    base = box_size(320, 240)
+    assert np.all(box_size(640, 480) / base > 1.6) and np.all(box_size(640, 480) / base < 2.4)
+    assert np.all(box_size(160, 120) / base > 0.35) and np.all(box_size(160, 120) / base < 0.7)
+
+
+@pytest.mark.parametrize("defect", DEFECT_CLASSES)
 def test_draw_defect_reports_the_pixels_it_changed(defect: str) -> None:
     base = metal_texture(np.random.default_rng(0), 120, 140)
     img = base.copy()
