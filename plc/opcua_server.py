@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asyncua import Server, ua
+from asyncua import Server, ua, uamethod
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -46,6 +46,7 @@ class OpcUaFace:
         self.nodes = nodes
         self._queue: asyncio.Queue[tuple[str, Value]] = asyncio.Queue()
         self._mirror: asyncio.Task[None] | None = None
+        self._mirroring: str | None = None  # key being written by the mirror: not a client write
         state.listen(self._on_state)
 
     async def start(self) -> None:
@@ -76,11 +77,15 @@ class OpcUaFace:
 
     async def _write_node(self, key: str, value: Value) -> None:
         vtype = VARIANT[self.state.tags.tags[key].type]
-        await self.server.write_attribute_value(self.nodes[key], ua.DataValue(ua.Variant(value, vtype)))
+        self._mirroring = key
+        try:
+            await self.server.write_attribute_value(self.nodes[key], ua.DataValue(ua.Variant(value, vtype)))
+        finally:
+            self._mirroring = None
 
     def _callback(self, key: str):  # type: ignore[no-untyped-def]
         async def changed(_handle: int, dv: ua.DataValue) -> None:
-            if dv.Value is not None and dv.Value.Value is not None:
+            if key != self._mirroring and dv.Value is not None and dv.Value.Value is not None:
                 self.state.set(key, dv.Value.Value, "opcua")
         return changed
 
@@ -98,7 +103,22 @@ async def build_opcua_face(
     nodes: dict[str, ua.NodeId] = {}
     for key, tag in state.tags.tags.items():
         nodes[key] = await _add_variable(folder, idx, tag)
+    for station, (obj_id, method_id) in state.tags.stop_methods.items():
+        await _add_stop_method(folder, state, station, obj_id, method_id)
     return OpcUaFace(state, server, nodes)
+
+
+async def _add_stop_method(folder, state: PlcState, station: str, obj_id: str,  # type: ignore[no-untyped-def]
+                           method_id: str) -> None:
+    """A `Stop(defect_code: UInt16)` method: sets stop_request and defect_code."""
+
+    @uamethod
+    def stop(_parent: ua.NodeId, code: int) -> None:
+        state.set(f"{station}.defect_code", code, "opcua-method")
+        state.set(f"{station}.stop_request", True, "opcua-method")
+
+    obj = await folder.add_object(ua.NodeId.from_string(obj_id), obj_id.split("=")[-1])
+    await obj.add_method(ua.NodeId.from_string(method_id), "Stop", stop, [ua.VariantType.UInt16], [])
 
 
 async def _add_variable(folder, idx: int, tag: Tag) -> ua.NodeId:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ class PlcState:
         self._values: dict[str, Value] = {k: t.default() for k, t in tags.tags.items()}
         self._listeners: list[Listener] = []
         self.writes: dict[str, int] = {k: 0 for k in tags.tags}  # writes seen per tag
+        self.last_source: dict[str, str] = {}  # who wrote each tag last: modbus, opcua, ...
 
     def get(self, key: str) -> Value:
         return self._values[key]
@@ -35,6 +36,7 @@ class PlcState:
         value = _coerce(self.tags.tags[key].type, value)
         if source != "sim":
             self.writes[key] += 1
+            self.last_source[key] = source
         if self._values[key] == value and type(self._values[key]) is type(value):
             return
         self._values[key] = value

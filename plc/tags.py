@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class TagMap:
     modbus_port: int
     tags: dict[str, Tag]
     stations: tuple[str, ...]  # "line1.station1"
+    stop_methods: dict[str, tuple[str, str]] = field(default_factory=dict)  # station -> (object, method)
 
     def station_tags(self, station: str) -> dict[str, Tag]:
         prefix = f"{station}."
@@ -66,6 +67,8 @@ def load_tags(path: Path = TAGS_FILE) -> TagMap:
         modbus_port=int(raw["modbus"]["port"]),
         tags=tags,
         stations=tuple(raw.get("stations", {})),
+        stop_methods={st: (m["stop"]["object"], m["stop"]["method"])
+                      for st, m in (raw.get("methods") or {}).items() if "stop" in m},
     )
 
 

@@ -15,11 +15,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.config.station import StationSignals
-from agent.control.command_plan import Write, plan_writes
+from agent.control.command_plan import METHOD, Write, plan_writes
 from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
+from agent.control.signal_check import verify_when_connected
 from agent.logutil import RepeatLimiter
 from agent.sinks.base import SinkState
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
@@ -40,6 +41,7 @@ class DispatcherStats:
     outcome_callback_errors: int = 0
     pending: int = 0
     last_latency_ms: float | None = None
+    bad_signals: dict[str, str] = field(default_factory=dict)  # found at first connect
 
 
 class CommandDispatcher:
@@ -65,6 +67,7 @@ class CommandDispatcher:
         self.flush_timeout = flush_timeout
         self._queue: asyncio.Queue[Command] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._check: asyncio.Task[None] | None = None
         self._pulses: set[asyncio.Task[None]] = set()
         self._counts: dict[StationKey, int] = {}
         self._seq = 0
@@ -79,9 +82,17 @@ class CommandDispatcher:
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"commands-{self.link.name}")
+            self._check = asyncio.create_task(verify_when_connected(
+                self.link, self.signals, self.request_timeout, self._stats.bad_signals),
+                name=f"signal-check-{self.link.name}")
 
     async def stop(self) -> None:
         """Flush pending commands (bounded; deadlines still honoured), then end."""
+        if self._check is not None:
+            self._check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._check
+            self._check = None
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), self.flush_timeout)
@@ -113,7 +124,8 @@ class CommandDispatcher:
 
     async def _execute(self, cmd: Command) -> CommandOutcome:
         sig = self.signals.get((cmd.line, cmd.station))
-        writes = plan_writes(cmd, sig, self._next_count(cmd), self._next_seq()) if sig else []
+        method = getattr(self.link, "stop_method", None)
+        writes = plan_writes(cmd, sig, self._next_count(cmd), self._next_seq(), method) if sig else []
         if not writes:
             return self._outcome(cmd, OutcomeStatus.FAILED, 0,
                                  error=f"no PLC signal mapped for {cmd.kind} at {cmd.line}/{cmd.station}")
@@ -141,7 +153,7 @@ class CommandDispatcher:
             attempts += 1
             self._stats.write_attempts += 1
             try:
-                await self.link.write(w.address, w.value, min(self.request_timeout, remaining))
+                await self._send(w, min(self.request_timeout, remaining))
                 self._limiter.recovered("writes acknowledged again")
                 return attempts, None
             except PlcRejected as exc:
@@ -162,10 +174,17 @@ class CommandDispatcher:
                 failed.append(f"{w.signal}: deadline passed")
                 continue
             try:
-                await self.link.write(w.address, w.value, min(self.request_timeout, remaining))
+                await self._send(w, min(self.request_timeout, remaining))
             except (PlcRejected, PlcUnavailable) as exc:
                 failed.append(f"{w.signal}: {exc}")
         return ("not written: " + "; ".join(failed)) if failed else None
+
+    async def _send(self, w: Write, timeout: float) -> None:
+        if w.signal == METHOD:
+            obj, method = w.address.split("|", 1)
+            await self.link.call_stop_method(obj, method, [w.value], timeout)  # type: ignore[attr-defined]
+        else:
+            await self.link.write(w.address, w.value, timeout)
 
     def _schedule_pulse_end(self, cmd: Command, address: str) -> None:
         ms = self.reject_pulse_ms.get((cmd.line, cmd.station), 200)

@@ -52,6 +52,8 @@ class OpcUaPlcConfig(PlcCommon):
             raise ValueError("security_policy and security_mode must both be None or both be set")
         if secure and not (self.certificate and self.private_key):
             raise ValueError(f"security policy {self.security_policy} needs `certificate` and `private_key` (set generate_certificate: true to create them)")
+        if self.stop_method is not None and self.stop_method.count("|") != 1:
+            raise ValueError("stop_method must be 'object_node|method_node'")
         return self
 
 
@@ -66,8 +68,10 @@ def build(name: str, cfg: OpcUaPlcConfig, ctx: SinkContext) -> OpcUaLink:
     async def factory() -> Client:
         return await make_client(cfg, ctx)
 
+    method = tuple(cfg.stop_method.split("|", 1)) if cfg.stop_method else None
     return OpcUaLink(name, factory, backoff, connect_timeout=max(2.0, cfg.timeout_ms / 1000 * 5),
-                     certificate=str(cert) if cert else None, where=f"opcua {cfg.endpoint}")
+                     certificate=str(cert) if cert else None, where=f"opcua {cfg.endpoint}",
+                     stop_method=method)  # type: ignore[arg-type]
 
 
 async def make_client(cfg: OpcUaPlcConfig, ctx: SinkContext) -> Client:

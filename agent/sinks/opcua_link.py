@@ -25,19 +25,29 @@ from agent.sinks.opcua_types import coerce
 
 log = logging.getLogger(__name__)
 ClientFactory = Callable[[], Awaitable[Client]]
+_LINK_GONE = {
+    ua.StatusCodes.BadSessionIdInvalid, ua.StatusCodes.BadSessionClosed,
+    ua.StatusCodes.BadSecureChannelIdInvalid, ua.StatusCodes.BadSecureChannelClosed,
+    ua.StatusCodes.BadConnectionClosed, ua.StatusCodes.BadCommunicationError,
+    ua.StatusCodes.BadServerHalted, ua.StatusCodes.BadShutdown, ua.StatusCodes.BadNotConnected,
+}
+_ARG_TYPE = {bool: ua.VariantType.Boolean, int: ua.VariantType.UInt16, float: ua.VariantType.Float}
 _REFUSED = {  # the PLC will never take this request: do not retry
     ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid, ua.StatusCodes.BadTypeMismatch,
     ua.StatusCodes.BadNotWritable, ua.StatusCodes.BadUserAccessDenied,
     ua.StatusCodes.BadOutOfRange, ua.StatusCodes.BadAttributeIdInvalid,
     ua.StatusCodes.BadMethodInvalid, ua.StatusCodes.BadArgumentsMissing,
-    ua.StatusCodes.BadInvalidArgument, ua.StatusCodes.BadNotReadable,
+    ua.StatusCodes.BadInvalidArgument, ua.StatusCodes.BadNotReadable, ua.StatusCodes.BadNoMatch,
+    ua.StatusCodes.BadTooManyArguments, ua.StatusCodes.BadNotExecutable,
 }
 
 
 class OpcUaLink(SupervisedLink):
     def __init__(self, name: str, client_factory: ClientFactory, backoff: Backoff,
-                 connect_timeout: float, certificate: str | None = None, where: str = "") -> None:
+                 connect_timeout: float, certificate: str | None = None, where: str = "",
+                 stop_method: tuple[str, str] | None = None) -> None:
         super().__init__(name, backoff)
+        self.stop_method = stop_method  # (object node, method node): stop by method call
         self._factory = client_factory
         self._client: Client | None = None
         self.connect_timeout = connect_timeout
@@ -117,13 +127,20 @@ class OpcUaLink(SupervisedLink):
             raise PlcRejected(address, f"holds {type(value).__name__}, not a number or bit")
         return value
 
-    async def call_stop_method(self, object_node: str, method_node: str, args: list[Any],
+    async def call_stop_method(self, object_node: str, method_node: str, args: list[Value],
                                timeout: float) -> None:
-        """Call a PLC method (e.g. a stop with the defect code) instead of writing a bit."""
+        """Call a PLC method (e.g. stop with the defect code as UInt16) instead of writing a bit."""
         obj = self._node(object_node)
-        await self._request("call", method_node,
-                            lambda: self._call(method_node, obj.call_method(method_node, *args)),
-                            timeout)
+        mid = self._node(method_node).nodeid  # a NodeId: a str would be taken as a browse name
+        variants = [ua.Variant(coerce(method_node, _ARG_TYPE[type(a)], a), _ARG_TYPE[type(a)])
+                    for a in args]
+        try:
+            await self._request("call", method_node,
+                                lambda: self._call(method_node, obj.call_method(mid, *variants)),
+                                timeout)
+        except Exception:
+            self._stats.write_failures += 1
+            raise
         self._stats.writes += 1
 
     # -- helpers --------------------------------------------------------------------
@@ -137,9 +154,13 @@ class OpcUaLink(SupervisedLink):
 
     @staticmethod
     async def _call(address: str, aw: Awaitable[Any]) -> Any:
+        """The server answered with a Bad status: refused for good, link gone, or try again."""
         try:
             return await aw
         except ua.UaStatusCodeError as exc:
+            what = f"{type(exc).__name__}: {exc}"
             if exc.code in _REFUSED:
-                raise PlcRejected(address, f"{type(exc).__name__}: {exc}") from None
-            raise
+                raise PlcRejected(address, what) from None
+            if exc.code in _LINK_GONE:
+                raise  # the gate marks the link lost; the supervisor makes a new client
+            raise PlcUnavailable(f"{address}: PLC answered {what}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from agent.control.dispatcher import CommandDispatcher
@@ -110,8 +111,13 @@ async def test_stop_expired_while_plc_down_is_never_written(tmp_path: Path, port
 async def test_unresponsive_plc_fails_at_the_deadline(tmp_path: Path) -> None:
     port = free_port()
 
+    writers: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1 << 16)  # accept, read, never answer
+        writers.append(writer)
+        with contextlib.suppress(OSError):
+            while await reader.read(1 << 16):  # accept, read, never answer
+                pass
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", port)
@@ -132,7 +138,9 @@ async def test_unresponsive_plc_fails_at_the_deadline(tmp_path: Path) -> None:
         await disp.stop()
         await link.close()
         server.close()
-        await server.wait_closed()
+        for w in writers:
+            w.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
 
 
 async def test_refused_signal_fails_at_once_naming_it(tmp_path: Path, port: int) -> None:
@@ -151,6 +159,9 @@ async def test_refused_signal_fails_at_once_naming_it(tmp_path: Path, port: int)
         assert outcomes[0].status is OutcomeStatus.FAILED
         assert "stop_request" in (outcomes[0].error or "") and "coil:999" in (outcomes[0].error or "")
         assert link.state is SinkState.CONNECTED
+        bad_map = disp.stats().bad_signals  # also found on its own at the first connect
+        await wait_for(lambda: "line1/station1 stop_request" in bad_map, what="start-up check")
+        assert "coil:999" in bad_map["line1/station1 stop_request"] and len(bad_map) == 1
     finally:
         await disp.stop()
         await link.close()

@@ -77,3 +77,22 @@ async def test_plc_down_at_start_then_restart_mid_run(tmp_path: Path, port: int)
         await server.shutdown()
     finally:
         await link.close()
+
+
+async def test_rtu_factory_builds_a_serial_client(tmp_path: Path) -> None:
+    from pymodbus.client import AsyncModbusSerialClient
+
+    from agent.sinks.modbus import ModbusPlcConfig, build
+    from tests.integration.plc_helpers import ctx
+
+    cfg = ModbusPlcConfig.model_validate({
+        "type": "modbus", "transport": "rtu", "device_id": 7, "word_order": "little",
+        "serial": {"port": "/dev/ttyUSB9", "baudrate": 38400, "parity": "N"}})
+    link = build("rtu1", cfg, ctx(tmp_path))
+    client = link._factory()
+    assert isinstance(client, AsyncModbusSerialClient)
+    assert client.comm_params.host == "/dev/ttyUSB9" and client.comm_params.baudrate == 38400
+    assert link.device_id == 7 and link.word_order == "little"
+    assert "rtu /dev/ttyUSB9" in link.where
+    with pytest.raises(ValueError, match="serial"):
+        ModbusPlcConfig.model_validate({"type": "modbus", "transport": "rtu"})

@@ -117,3 +117,27 @@ async def test_server_restart_mid_run_and_recovery(tmp_path: Path) -> None:
             await server.stop()
     finally:
         await link.close()
+
+
+async def test_stop_by_method_call(tmp_path: Path) -> None:
+    plc = SoftPlc(TAGS, opcua_port=free_port())
+    await plc.start()
+    obj, method = TAGS.stop_methods[STATION]
+    link = opcua_link(tmp_path, plc.opcua_endpoint, stop_method=f"{obj}|{method}")
+    outcomes: list[CommandOutcome] = []
+    disp = CommandDispatcher(link, {KEY: signals("opcua")}, outcomes.append)
+    await link.start()
+    await disp.start()
+    try:
+        assert await link.wait_connected(10)
+        disp.submit(command(CommandKind.STOP, deadline_s=3.0, code=302))
+        await wait_for(lambda: outcomes, what="stop outcome")
+        assert outcomes[0].status is OutcomeStatus.ACKED, outcomes[0].error
+        assert plc.state.get(f"{STATION}.stop_request") is True
+        assert plc.state.get(f"{STATION}.defect_code") == 302  # the method's argument
+        assert plc.state.last_source[f"{STATION}.stop_request"] == "opcua-method"  # not a node write
+        assert plc.state.get(f"{STATION}.defect_count") == 1
+    finally:
+        await disp.stop()
+        await link.close()
+        await plc.stop()
