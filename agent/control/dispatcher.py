@@ -70,6 +70,7 @@ class CommandDispatcher:
         self._check: asyncio.Task[None] | None = None
         self._pulses: set[asyncio.Task[None]] = set()
         self._counts: dict[StationKey, int] = {}
+        self._attempts = 0  # of the command in progress
         self._seq = 0
         self._stats = DispatcherStats()
         self._limiter = RepeatLimiter(log, f"commands to plc {link.name}")
@@ -117,10 +118,15 @@ class CommandDispatcher:
     async def _run(self) -> None:
         while True:
             cmd = await self._queue.get()
+            self._attempts = 0
             try:
-                self._finish(cmd, await self._execute(cmd))
+                outcome = await self._execute(cmd)
+            except asyncio.CancelledError:  # stopped mid-command: still reported, exactly once
+                self._finish(cmd, self._give_up(cmd, self._attempts, "dispatcher stopped mid-command"))
+                raise
             finally:
                 self._queue.task_done()
+            self._finish(cmd, outcome)
 
     async def _execute(self, cmd: Command) -> CommandOutcome:
         sig = self.signals.get((cmd.line, cmd.station))
@@ -151,6 +157,7 @@ class CommandDispatcher:
                 await asyncio.sleep(max(0.0, min(self.retry_s, remaining)))
                 continue
             attempts += 1
+            self._attempts = attempts
             self._stats.write_attempts += 1
             try:
                 await self._send(w, min(self.request_timeout, remaining))

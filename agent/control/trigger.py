@@ -72,6 +72,7 @@ class TriggerHandshake:
         self.request_timeout = request_timeout
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._awaiting_clear = False  # done is set; waiting for the PLC to drop the trigger
         self._stats = TriggerStats()
         self._limiter = RepeatLimiter(log, f"trigger {line}/{station}")
 
@@ -93,13 +94,24 @@ class TriggerHandshake:
     async def _run(self) -> None:
         while True:
             try:
-                if await self._read_bool("trigger"):
-                    await self.cycle()
+                await self.poll()
                 self._limiter.recovered()
             except (PlcError, HandshakeStep) as exc:
                 self._stats.plc_errors += 1
                 self._limiter.failure("%s", exc)
             await asyncio.sleep(self.poll_s)
+
+    async def poll(self) -> None:
+        """One poll: finish a handshake whose trigger was not cleared in time, or start one."""
+        trigger = await self._read_bool("trigger")
+        if self._awaiting_clear:
+            if not trigger:  # the PLC cleared it late: finish the old handshake, no new part
+                await self._write("done", False)
+                self._awaiting_clear = False
+                self._stats.completed += 1
+            return
+        if trigger:
+            await self.cycle()
 
     async def cycle(self) -> None:
         """One part: the trigger is high now."""
@@ -112,8 +124,10 @@ class TriggerHandshake:
         await self._write("done", True)
         await self._write("busy", False)
         self._stats.last_cycle_ms = (self.clock() - t_trigger) * 1000
+        self._awaiting_clear = True
         await self._wait_trigger_cleared()
         await self._write("done", False)
+        self._awaiting_clear = False
         self._stats.completed += 1
 
     # -- steps ----------------------------------------------------------------------
@@ -126,13 +140,15 @@ class TriggerHandshake:
         return part_id
 
     async def _inspect(self, part_id: str, t_trigger: float) -> tuple[Result, int]:
-        limit = self.timeouts.frame_ms / 1000
+        # The daemon's inspect answers UNKNOWN itself when no frame comes within frame_ms;
+        # this guard only catches a hung inspection (frame wait + inference + margin).
+        limit = 2 * self.timeouts.frame_ms / 1000 + 0.5
         try:
             verdict = await asyncio.wait_for(self.inspect(part_id, t_trigger), limit)
         except TimeoutError:
             self._stats.inspect_timeouts += 1
-            log.warning("trigger %s/%s part %s: no verdict within %d ms: UNKNOWN", self.line,
-                        self.station, part_id, self.timeouts.frame_ms)
+            log.warning("trigger %s/%s part %s: no verdict within %.0f ms: UNKNOWN", self.line,
+                        self.station, part_id, limit * 1000)
             return Result.UNKNOWN, 0
         except Exception:  # noqa: BLE001 - the PLC must still get an answer
             self._stats.inspect_errors += 1
@@ -157,7 +173,8 @@ class TriggerHandshake:
                 self._stats.clear_timeouts += 1
                 raise HandshakeStep(
                     f"PLC did not clear trigger ({self.signals.trigger}) within "
-                    f"{self.timeouts.clear_ms} ms after done; done stays set until it does")
+                    f"{self.timeouts.clear_ms} ms after done; done stays set until it does, "
+                    "and no new part is inspected before that")
             await asyncio.sleep(self.poll_s)
 
     async def _read_bool(self, signal: str) -> bool:

@@ -189,3 +189,22 @@ async def test_stop_flushes_pending_commands_each_reported_once(tmp_path: Path, 
         await disp.stop()
         await link.close()
         await plc.stop()
+
+
+async def test_stop_mid_command_still_reports_it_once(tmp_path: Path, port: int) -> None:
+    link = modbus_link(tmp_path, port)  # nothing listens: the command waits for the link
+    outcomes: list[CommandOutcome] = []
+    disp = CommandDispatcher(link, {KEY: signals("modbus")}, outcomes.append, flush_timeout=0.1)
+    await link.start()
+    await disp.start()
+    try:
+        cmds = [command(CommandKind.STOP, deadline_s=30.0) for _ in range(3)]
+        for c in cmds:
+            disp.submit(c)
+        await asyncio.sleep(0.05)
+        await disp.stop()  # flush bound (0.1 s) far below the deadlines
+        assert sorted(o.command.event_id for o in outcomes) == sorted(c.event_id for c in cmds)
+        assert all(o.status is OutcomeStatus.EXPIRED and o.attempts == 0 for o in outcomes)
+    finally:
+        await disp.stop()
+        await link.close()

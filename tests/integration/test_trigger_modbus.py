@@ -58,3 +58,35 @@ async def test_handshake_with_part_ids(tmp_path: Path, port: int) -> None:
         await trig.stop()
         await link.close()
         await plc.stop()
+
+
+async def test_trigger_not_cleared_is_reported_and_part_not_reinspected(tmp_path: Path, port: int) -> None:
+    plc = SoftPlc(TAGS, modbus_port=port)  # continuous: the test plays the PLC side by hand
+    calls: list[str] = []
+
+    async def inspect(part_id: str, _t: float) -> Verdict:
+        calls.append(part_id)
+        return verdict(part_id, Result.OK)
+
+    link = modbus_link(tmp_path, port)
+    trig = TriggerHandshake(link, "line1", "station1", signals("modbus"),
+                            TriggerTimeouts(frame_ms=200, clear_ms=100), inspect, poll_ms=5)
+    await plc.start()
+    await link.start()
+    s = plc.state
+    try:
+        assert await link.wait_connected(5)
+        await trig.start()
+        s.set(f"{STATION}.part_id", 41)
+        s.set(f"{STATION}.trigger", True)
+        await wait_for(lambda: trig.stats().clear_timeouts == 1, what="clear timeout reported")
+        assert s.get(f"{STATION}.done") is True and s.get(f"{STATION}.result_part_id") == 41
+        await asyncio.sleep(0.2)
+        assert calls == ["41"]  # the same trigger is not taken for a new part
+        s.set(f"{STATION}.trigger", False)  # the PLC finally clears it
+        await wait_for(lambda: s.get(f"{STATION}.done") is False, what="done cleared")
+        assert trig.stats().completed == 1 and trig.stats().plc_errors >= 1
+    finally:
+        await trig.stop()
+        await link.close()
+        await plc.stop()
