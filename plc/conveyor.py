@@ -33,6 +33,7 @@ class HandshakeResult:
 class StationSim:
     key: str
     latched: bool = False
+    last_stop: bool = False  # stop_request at the previous scan (the latch sets on its rising edge)
     phase: Phase = Phase.IDLE
     phase_since: float = 0.0
     part_id: int = 0
@@ -94,7 +95,11 @@ class Conveyor:
 
     # -- program parts --------------------------------------------------------------
     def _stop_latch(self, st: StationSim) -> None:
-        if self.state.get(f"{st.key}.stop_request") and not st.latched:
+        # rising edge, as a real PLC latch: after an operator reset a stop_request the agent has
+        # not cleared yet must not latch again; only a new stop (0 -> 1) does
+        now_on = bool(self.state.get(f"{st.key}.stop_request"))
+        rising, st.last_stop = now_on and not st.last_stop, now_on
+        if rising and not st.latched:
             st.latched = True
             code = self.state.get(f"{st.key}.defect_code")
             log.warning("soft PLC: %s stop latched (defect code %s)", st.key, code)
