@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
+import signal
 import sys
 
 from agent.app import RunLimits
@@ -33,5 +35,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     cfg = loaded.config
     setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
+    # `kill -USR2 <pid>` writes every thread's stack to stderr (journal): for a hung daemon
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     limits = RunLimits(max_frames=args.max_frames, duration_s=args.duration)
     return asyncio.run(run_agent(loaded, limits))

@@ -24,10 +24,13 @@ CPU = "CPUExecutionProvider"
 # what to install for each provider (pip package / extra, native libraries)
 INSTALL_HINTS: dict[str, str] = {
     "CUDAExecutionProvider": "the onnxruntime-gpu package (pip install 'edge-agent[gpu]', "
-                             "replacing onnxruntime) and the CUDA 12 + cuDNN 9 libraries",
+                             "replacing onnxruntime) and the CUDA + cuDNN 9 libraries its build "
+                             "needs (CUDA 13 for onnxruntime-gpu 1.31; the nvidia-*-cu13 "
+                             "pip packages or the system toolkit)",
     "TensorrtExecutionProvider": "the onnxruntime-gpu package (pip install 'edge-agent[gpu]', "
-                                 "replacing onnxruntime) and the TensorRT 10, CUDA 12 and "
-                                 "cuDNN 9 libraries",
+                                 "replacing onnxruntime) and the TensorRT 10 libraries "
+                                 "(libnvinfer.so.10) next to the CUDA + cuDNN 9 "
+                                 "libraries its build needs",
     "OpenVINOExecutionProvider": "the onnxruntime-openvino package (pip install "
                                  "'edge-agent[openvino]', replacing onnxruntime)",
     "QNNExecutionProvider": "the onnxruntime-qnn package (Qualcomm QNN SDK)",

@@ -103,7 +103,12 @@ class Daemon:
         """SIGTERM; returns (exit code, seconds until exit)."""
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR2)  # stack dump of every thread into the log
+            time.sleep(1)
+            raise AssertionError(f"no exit {timeout}s after SIGTERM:\n{self.log()[-6000:]}")
         self._log.close()
         return rc, time.monotonic() - t0
 
