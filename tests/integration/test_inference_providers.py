@@ -95,7 +95,7 @@ def test_a_provider_built_in_but_failing_to_start_is_told_apart(
     with pytest.raises(ModelLoadError) as err:
         load_model("m", cfg, base)
     assert "built into onnxruntime but failed to start" in str(err.value)
-    assert "CUDA 12 + cuDNN 9" in str(err.value)
+    assert "CUDA + cuDNN 9 libraries" in str(err.value)
 
 
 def test_cpu_first_is_no_fallback(base: Path) -> None:
