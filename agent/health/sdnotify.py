@@ -78,8 +78,11 @@ class SdNotifier:
     def _send(self, message: str) -> bool:
         if self._address is None:
             return False
+        # non-blocking: a service manager that does not read must never stall the event
+        # loop (a full socket buffer fails this send, counted, instead of blocking)
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            with socket.socket(socket.AF_UNIX, kind) as sock:
                 sock.sendto(message.encode(), self._address)
         except OSError as exc:
             self._failed += 1

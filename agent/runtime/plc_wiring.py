@@ -38,9 +38,12 @@ class PlcWiring:
             link = build_plc(name, pc, self.ctx)
             await link.start()
             self.links[name] = link
+            mine = [(ln, sn, st) for ln, sn, st in cfg.stations() if st.plc == name]
             signals: dict[tuple[str, str], StationSignals] = {
-                (ln, sn): st.signals for ln, sn, st in cfg.stations() if st.plc == name}
-            disp = CommandDispatcher(link, signals, self.agent.on_outcome)
+                (ln, sn): st.signals for ln, sn, st in mine}
+            pulses = {(ln, sn): st.reject_pulse_ms for ln, sn, st in mine}
+            disp = CommandDispatcher(link, signals, self.agent.on_outcome,
+                                     reject_pulse_ms=pulses)
             await disp.start()
             self.dispatchers[name] = disp
             if pc.heartbeat.counter or pc.heartbeat.status:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,11 @@ def write_config(tmp: Path, *, mqtt_port: int, modbus_port: int, seed: int = 11,
 class Daemon:
     """`edge-agent run` as a child process with JSON logs in a file."""
 
-    def __init__(self, config: Path, *args: str) -> None:
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format",
              "json", *args], cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -88,6 +89,22 @@ class Daemon:
                 return dict(json.load(resp))
         except OSError:
             return None
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """(HTTP status, body) of a health-server path."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{path}",
+                                        timeout=2) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def audit(self) -> list[dict[str, Any]]:
+        state = Path(yaml.safe_load(self.config.read_text())["state_dir"])
+        path = state / "audit.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def wait_started(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -108,7 +125,7 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGUSR2)  # stack dump of every thread into the log
             time.sleep(1)
-            raise AssertionError(f"no exit {timeout}s after SIGTERM:\n{self.log()[-6000:]}")
+            raise AssertionError(f"no exit {timeout}s after SIGTERM:\n{self.log()[-6000:]}") from None
         self._log.close()
         return rc, time.monotonic() - t0
 

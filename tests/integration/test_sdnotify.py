@@ -172,3 +172,18 @@ def test_watchdog_without_sources_or_with_a_broken_source_does_not_ping(notify_s
     assert wd.check() is False
     assert "RuntimeError" in wd.stalled()[0]
     assert _recv_all(sock) == []
+
+
+def test_a_manager_that_does_not_read_never_blocks_the_sender(tmp_path: Path) -> None:
+    """A full notify socket fails the send (counted) instead of blocking the event loop."""
+    path = tmp_path / "full.sock"
+    sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sink.bind(str(path))
+    try:
+        n = SdNotifier({"NOTIFY_SOCKET": str(path)})
+        for _ in range(5000):  # far more than a datagram queue holds; blocking would hang here
+            n.status("x" * 200)
+        st = n.stats()
+        assert st.failed > 0 and st.sent > 0
+    finally:
+        sink.close()

@@ -22,12 +22,19 @@ class Message:
 
 
 class Collector:
-    def __init__(self, host: str, port: int, topic: str = "#", client_id: str = "test-collector"):
+    def __init__(self, host: str, port: int, topic: str = "#", client_id: str = "test-collector",
+                 persistent: bool = False):
+        """`persistent`: an MQTT 3.1.1 session kept by the broker (clean_session False), so
+        messages published while the collector is away (broker restart) are queued for it."""
         self.messages: list[Message] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5)
+        if persistent:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv311, clean_session=False)
+        else:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv5)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
