@@ -1,7 +1,8 @@
 """Print the JSON Schema of the config file (the same as config/agent.schema.json).
 
 With --payloads DIR, write the JSON Schema of every MQTT payload instead
-(DIR/<kind>.schema.json, as in config/schemas/).
+(DIR/<kind>.schema.json, as in config/schemas/). With --markdown, print the
+configuration reference (docs/config-reference.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--payloads", metavar="DIR", type=Path, default=None,
                    help="write the payload schemas (defect, inspection, stop, alarm, drift, "
                         "status, metrics) to DIR/<kind>.schema.json instead")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the configuration reference as Markdown instead")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -29,6 +32,11 @@ def main(args: argparse.Namespace) -> int:
 
         for path in write_payload_schemas(args.payloads):
             print(path)
+        return 0
+    if getattr(args, "markdown", False):
+        from agent.config.reference import config_reference
+
+        print(config_reference(), end="")
         return 0
     print(config_schema_text(), end="")
     return 0

@@ -181,6 +181,16 @@ def test_schema_file_in_sync() -> None:
         "config/agent.schema.json is stale: run `edge-agent schema > config/agent.schema.json`")
 
 
+def test_config_reference_in_sync() -> None:
+    from agent.config.reference import config_reference
+
+    on_disk = (REPO / "docs" / "config-reference.md").read_text()
+    assert on_disk == config_reference(), (
+        "docs/config-reference.md is stale: run `edge-agent schema --markdown > "
+        "docs/config-reference.md`")
+    assert "| `latency_budget_ms` |" in on_disk and "## StationConfig" in on_disk
+
+
 @pytest.mark.parametrize("name", ["demo.yaml", "example-line.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     load_config(REPO / "config" / name)
