@@ -270,10 +270,19 @@ class Agent:
             d = self.limits.duration_s
             if d is not None and now - self.started >= d:
                 self.request_stop("duration reached")
+            if self._bounded() and self._sources_ended():
+                self.request_stop("every camera has ended (bounded run)")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.2)
             except TimeoutError:
                 pass
+
+    def _bounded(self) -> bool:
+        return self.limits.max_frames is not None or self.limits.duration_s is not None
+
+    def _sources_ended(self) -> bool:
+        ended = ("stopped", "failed")
+        return bool(self.cameras) and all(c.state.value in ended for c in self.cameras.values())
 
     def _check_station(self, rt: StationRuntime, now: float) -> None:
         if rt.paused:

@@ -50,6 +50,12 @@ class CommandIssuer:
             log.warning("%s/%s: %s command for %s not sent: the station has no plc target",
                         st.line, st.station, cmd.kind.value, cmd.event_id)
             return Decision()
+        if not _mapped(st, cmd.kind):
+            # an alarm/reject/reset with no signal to write: the record still goes to the MES
+            self.counters.unrouted_commands += 1
+            log.debug("%s/%s: %s not sent to the PLC: no signal mapped for it", st.line,
+                      st.station, cmd.kind.value)
+            return Decision()
         self.counters.commands[cmd.kind.value] += 1
         return Decision(commands=(cmd,))
 
@@ -60,3 +66,16 @@ class CommandIssuer:
         outcome = CommandOutcome(command=cmd, status=OutcomeStatus.SUPPRESSED, attempts=0,
                                  t_done=now)
         return Decision(records=(self.records.outcome(outcome, st.cfg.camera),))
+
+
+def _mapped(st: StationState, kind: CommandKind) -> bool:
+    """Has the station a PLC signal this command writes? A stop is always sent (and fails
+    loudly when unmapped): a stop must never disappear quietly."""
+    sig = st.cfg.signals
+    if kind is CommandKind.ALARM:
+        return sig.alarm is not None
+    if kind is CommandKind.REJECT:
+        return sig.reject is not None
+    if kind is CommandKind.RESET:
+        return sig.stop_request is not None or sig.alarm is not None
+    return True

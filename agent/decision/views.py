@@ -51,7 +51,7 @@ class EngineStats:
     defects: int  # incidents opened (= defect records)
     commands: dict[str, int]  # issued, per kind
     suppressed_stops: int  # stops not re-sent because the station was latched
-    unrouted_commands: int  # commands not issued: the station has no PLC target
+    unrouted_commands: int  # commands not issued: no PLC target, or no signal mapped for them
     cooldown_suppressed: int  # confirmed defects that opened no incident (cool-down)
     rejected: dict[str, int]  # inspections refused, per reason
     fail_safe_actions: int  # episodes in which the fail-safe acted

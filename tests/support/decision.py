@@ -20,6 +20,7 @@ T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 LINE, ST = "l1", "st1"
 TRIGGER_SIGNALS = {"trigger": "coil:10", "part_id": "hr:20", "busy": "coil:11", "done": "coil:12",
                    "result": "hr:21"}
+COMMAND_SIGNALS = {"stop_request": "coil:0", "reject": "coil:1", "alarm": "coil:2"}
 
 
 def model_dir(base: Path) -> Path:
@@ -40,8 +41,10 @@ def config(base: Path, rules: list[dict[str, Any]] | None = None, plc: bool = Tr
                           "rules": rules if rules is not None else [rule()], **station}
     if plc:
         st["plc"] = "p1"
+        st.setdefault("signals", dict(COMMAND_SIGNALS))
     if st.get("mode") == "triggered":
-        st.setdefault("signals", TRIGGER_SIGNALS)
+        st.setdefault("signals", {})
+        st["signals"] = {**TRIGGER_SIGNALS, **st["signals"]}
     doc = {
         "site": "plant", "agent_id": "box1", "state_dir": "state",
         "cameras": {"cam1": {"type": "synthetic", "seed": 1}},

@@ -251,3 +251,17 @@ def test_bad_input_is_refused_and_counted(tmp_path: Path, station: str, bad: Any
     assert eng.station_state(LINE, ST) == before
     ok = eng.on_inspection(LINE, ST, insp(4, ("scratch", 0.9)), 4.0)  # the next good frame is fine
     assert ok.verdicts[0].result is Result.NG and not ok.records  # same incident, no re-alert
+
+
+@pytest.mark.parametrize("action,signals,sent", [
+    ("reject", {"stop_request": "coil:0"}, False),  # no reject signal: record only
+    ("reject", {"reject": "coil:1"}, True),
+    ("stop", {"reject": "coil:1"}, True),  # a stop is never dropped quietly
+])
+def test_commands_only_for_mapped_signals(tmp_path: Path, action: str, signals: dict[str, str],
+                                          sent: bool) -> None:
+    eng = engine(config(tmp_path, [rule(action=action)], signals=signals))
+    out = eng.on_inspection(LINE, ST, insp(1, ("scratch", 0.9)), 1.0)
+    assert [r.kind for r in out.records] == [RecordKind.DEFECT]
+    assert [c.kind.value for c in out.commands] == ([action] if sent else [])
+    assert eng.stats().unrouted_commands == (0 if sent else 1)

@@ -1,0 +1,218 @@
+"""Whole-pipeline benchmark (issue 9): the daemon's objects in one process on the bundled
+model and a recorded video, a real Mosquitto and the soft PLC over Modbus TCP on loopback.
+
+Prints, in one run:
+  - station frames/s (decode -> pre -> infer -> post -> decision) vs bare `session.run`
+    on the same model and thread settings (ratio; target >= 0.90);
+  - frame capture -> PLC-acknowledged command latency p50/p99 (reject pulses, one per
+    defective part) next to the model's own `session.run` p99 (target: <= model p99 + 5 ms);
+  - frame capture -> MQTT PUBACK latency p50/p99 for the defect records;
+  - peak RSS of the process (target <= 300 MB).
+
+    .venv/bin/python bench/bench_pipeline.py [--frames 600] [--fps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from agent.app import Agent, RunLimits  # noqa: E402
+from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
+from agent.config import parse_config  # noqa: E402
+from plc.softplc import SoftPlc  # noqa: E402
+from plc.tags import load_tags  # noqa: E402
+from tests.support.mosquitto import Mosquitto  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+
+SCHEDULE = [None, "scratch", None, "spot", None, "crack", None, "dent"]
+
+
+def pct(xs: list[float], q: int) -> float:
+    if len(xs) < 2:
+        return float("nan") if not xs else xs[0]
+    return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
+
+
+def write_video(path: Path, frames: int) -> None:
+    scene = ConveyorScene(seed=21, width=320, height=240, schedule=SCHEDULE)
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for _ in range(frames):
+        out.write(scene.next_frame().image)
+    out.release()
+
+
+def config(tmp: Path, video: Path, fps: float | None, mqtt_port: int, plc_port: int) -> str:
+    camera: dict[str, Any] = {"type": "opencv", "source": str(video)}
+    if fps:
+        camera["fps"] = fps
+    rules = [{"class": c, "min_score": 0.6, "k": 1, "n": 1, "clear_after": 2,
+              "action": "reject", "defect_code": code}
+             for c, code in (("scratch", 101), ("spot", 201), ("crack", 301), ("dent", 401))]
+    cfg = {
+        "site": "bench", "agent_id": "bench", "state_dir": str(tmp / "state"),
+        "health": {"listen": ""},
+        "cameras": {"cam": camera},
+        "models": {"m": {"path": str(REPO / "models" / "defect-cnn")}},
+        "plcs": {"plc": {"type": "modbus", "host": "127.0.0.1", "port": plc_port,
+                         "heartbeat": {"counter": "hr:0", "status": "hr:1"}}},
+        "sinks": {"mqtt": {"type": "mqtt", "host": "127.0.0.1", "port": mqtt_port}},
+        "lines": {"l1": {"stations": {"s1": {
+            "camera": "cam", "model": "m", "latency_budget_ms": 1000, "plc": "plc",
+            "sinks": ["mqtt"], "signals": {"reject": "coil:1", "defect_code": "hr:10"},
+            "rules": rules, "drift": {"enabled": False}}}}},
+    }
+    return yaml.safe_dump(cfg)
+
+
+class Probe:
+    """Hooks on the daemon's own seams: capture time per frame, command outcomes, PUBACKs."""
+
+    def __init__(self) -> None:
+        self.t_capture: dict[int, float] = {}
+        self.plc_ms: list[float] = []
+        self.mqtt_ms: list[float] = []
+        self.inspections = 0
+        self.first: float | None = None
+        self.last: float = 0.0
+
+    def attach(self, agent: Agent) -> None:
+        on_insp, on_outcome = agent._on_inspection, agent.on_outcome
+
+        def inspected(rt: Any, insp: Any) -> None:
+            self.t_capture[insp.frame_seq] = insp.t_capture
+            self.inspections += 1
+            now = time.monotonic()
+            self.first = self.first or now
+            self.last = now
+            on_insp(rt, insp)
+
+        def outcome(o: Any) -> None:
+            frames = o.command.evidence.get("frames") or []
+            if o.status.value == "acked" and frames and max(frames) in self.t_capture:
+                self.plc_ms.append((o.t_done - self.t_capture[max(frames)]) * 1000)
+            on_outcome(o)
+
+        agent._on_inspection = inspected  # type: ignore[method-assign]
+        agent.on_outcome = outcome  # type: ignore[method-assign]
+
+    def attach_sink(self, agent: Agent) -> None:
+        sink = agent.sinks["mqtt"]
+        send = sink.send
+
+        async def timed(batch: Any) -> None:
+            await send(batch)
+            now = time.monotonic()
+            for r in batch:
+                seq = r.payload.get("frame_seq")
+                if r.kind.value == "defect" and seq in self.t_capture:
+                    self.mqtt_ms.append((now - self.t_capture[seq]) * 1000)
+
+        sink.send = timed  # type: ignore[method-assign]
+
+
+async def run_once(tmp: Path, video: Path, fps: float | None, frames: int,
+                   mqtt_port: int, plc_port: int) -> tuple[Probe, Agent]:
+    text = config(tmp, video, fps, mqtt_port, plc_port)
+    loaded = parse_config(text, str(tmp / "bench.yaml"), tmp)
+    agent = Agent(loaded, RunLimits(max_frames=frames))
+    probe = Probe()
+    probe.attach(agent)
+    await agent.start()
+    probe.attach_sink(agent)
+    try:
+        await asyncio.wait_for(agent.wait(), timeout=frames / (fps or 100) + 60)
+    except TimeoutError:
+        pass
+    await asyncio.sleep(0.5)  # last PUBACKs and outcomes
+    await agent.shutdown()
+    return probe, agent
+
+
+def decode_fps(video: Path) -> float:
+    """Baseline for the capture side: a bare cv2.VideoCapture.read() loop on the same file."""
+    cap = cv2.VideoCapture(str(video))
+    n, t = 0, time.perf_counter()
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n / (time.perf_counter() - t)
+
+
+def bare_run(agent: Agent, n: int) -> list[float]:
+    runner = next(iter(agent.runners.values()))
+    img = np.full((240, 320, 3), 128, np.uint8)
+    x, _ = runner.pre(img)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        runner.session.run(None, {runner.input_name: x})
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        video = tmp / "line.avi"
+        write_video(video, args.frames)
+        decode = decode_fps(video)
+        broker = Mosquitto(tmp).start()
+        plc_port = free_port()
+        plc = SoftPlc(load_tags(), modbus_port=plc_port)
+        await plc.start()
+        try:
+            paced, agent = await run_once(tmp / "a", video, args.fps, args.frames,
+                                          broker.port, plc_port)
+            bare = bare_run(agent, 2000)
+            fast, agent2 = await run_once(tmp / "b", video, None, args.frames,
+                                          broker.port, plc_port)
+            bare2 = bare_run(agent2, 2000)
+        finally:
+            await plc.stop()
+            broker.stop()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    span = max(fast.last - (fast.first or fast.last), 1e-9)
+    station_fps = (fast.inspections - 1) / span
+    bare_fps = 1000 / statistics.median(bare2)
+    print(f"frames: {args.frames} of 320x240 MJPG; bundled defect-cnn on CPU, 1 intra-op thread")
+    print(f"throughput (unpaced file): station {station_fps:8.1f} frames/s   "
+          f"bare session.run {bare_fps:8.1f} frames/s   ratio {station_fps / bare_fps:.2f} "
+          f"(target >= 0.90)")
+    both = 1000 / (1000 / decode + statistics.median(bare2))
+    print(f"  ceiling on this box: bare decode {decode:.1f} frames/s; decode + bare run in "
+          f"series {both:.1f} frames/s -> station / that {station_fps / both:.2f}")
+    model_p99 = pct(bare, 99)
+    print(f"paced at {args.fps} fps: {paced.inspections} inspections")
+    print(f"capture -> PLC ack (reject, n={len(paced.plc_ms)}): p50 {pct(paced.plc_ms, 50):6.2f} ms"
+          f"  p99 {pct(paced.plc_ms, 99):6.2f} ms   | model session.run p50 "
+          f"{pct(bare, 50):.2f} ms p99 {model_p99:.2f} ms -> target p99 <= {model_p99 + 5:.2f} ms")
+    print(f"capture -> MQTT PUBACK (defect, n={len(paced.mqtt_ms)}): p50 "
+          f"{pct(paced.mqtt_ms, 50):6.2f} ms  p99 {pct(paced.mqtt_ms, 99):6.2f} ms")
+    print(f"peak RSS of the process: {rss_mb:.0f} MB (target <= 300 MB; includes the soft PLC "
+          f"and this harness)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--fps", type=float, default=30.0)
+    asyncio.run(main_async(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
