@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
 from agent.sinks.base import SinkState
 from agent.types import utc_now
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -129,6 +132,10 @@ class HealthWiring:
             out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
                                    1.0 if link.state is SinkState.CONNECTED else 0.0,
                                    "1 while the PLC link is connected"))
+        out.append(GaugeSample("edge_agent_loop_lag_seconds", {}, self.loop_lag_s,
+                               "how late the event loop woke up last (nothing may block it)"))
+        out.append(GaugeSample("edge_agent_loop_lag_max_seconds", {}, self.loop_lag_max_s,
+                               "largest event-loop lag since start"))
         healthy, *_ = self.status_bits()
         out.append(GaugeSample("edge_agent_healthy", {}, 1.0 if healthy else 0.0,
                                "1 while every camera and station inspects"))
@@ -190,8 +197,10 @@ class HealthWiring:
         next_status = 0.0
         interval = min((getattr(s, "status_interval_s", 10.0) for s in a.cfg.sinks.values()),
                        default=10.0)
+        expected = time.monotonic()
         while True:
             now = time.monotonic()
+            self._observe_lag(now - expected)
             self._loop_beat = now
             if not self.ready_sent and self._all_inspecting():
                 self.ready_sent = True
@@ -201,7 +210,19 @@ class HealthWiring:
                 next_status = now + interval
                 self.notifier.status(self.summary())
                 await self._publish_status()
+            expected = time.monotonic() + 0.25
             await asyncio.sleep(0.25)
+
+    loop_lag_s: float = 0.0
+    loop_lag_max_s: float = 0.0
+
+    def _observe_lag(self, lag: float) -> None:
+        """Nothing on the loop may block: a late wake-up is measured, exported and logged."""
+        self.loop_lag_s = max(0.0, lag)
+        if lag > self.loop_lag_max_s:
+            self.loop_lag_max_s = lag
+        if lag > 0.5:
+            log.warning("event loop blocked for %.2f s (stop path and heartbeat were late)", lag)
 
     def _all_inspecting(self) -> bool:
         return all(rt.triggered or (rt.worker is not None and rt.worker.stats().inspected > 0)
