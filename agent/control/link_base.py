@@ -10,6 +10,7 @@ supervisor reconnects.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -30,7 +31,7 @@ class ConfigurationFailure(Exception):
     """Raised by `_open()` when retrying cannot help (bad certificate, bad credentials)."""
 
 
-class SupervisedLink:
+class SupervisedLink(abc.ABC):
     name: str
 
     def __init__(self, name: str, backoff: Backoff) -> None:
@@ -45,14 +46,17 @@ class SupervisedLink:
         self._limiter = RepeatLimiter(log, f"plc {name}")
 
     # -- steps supplied by subclasses -------------------------------------------------
+    @abc.abstractmethod
     async def _open(self) -> None:
-        raise NotImplementedError
+        """Create a fresh client and connect it (never reuse a dead one)."""
 
+    @abc.abstractmethod
     async def _close_client(self) -> None:
-        raise NotImplementedError
+        """Close the current client, if any."""
 
+    @abc.abstractmethod
     def _alive(self) -> bool:
-        raise NotImplementedError
+        """Is the current client still connected?"""
 
     # -- public ---------------------------------------------------------------------
     @property
