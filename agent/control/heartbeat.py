@@ -9,12 +9,12 @@ interval regardless, so the PLC can show why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
+from agent.control.task import OwnedTask
 from agent.logutil import RepeatLimiter
 from agent.sinks.plc_common import HeartbeatConfig
 
@@ -57,7 +57,7 @@ class Heartbeat:
         self.status = status
         self.interval = cfg.interval_ms / 1000
         self.timeout = timeout if timeout is not None else min(0.5, self.interval)
-        self._task: asyncio.Task[None] | None = None
+        self._bg = OwnedTask(f"heartbeat-{self.link.name}")
         self._stats = HeartbeatStats()
         self._limiter = RepeatLimiter(log, f"heartbeat to plc {link.name}")
 
@@ -65,15 +65,11 @@ class Heartbeat:
         return self._stats
 
     async def start(self) -> None:
-        if self._task is None and (self.cfg.counter or self.cfg.status):
-            self._task = asyncio.create_task(self._run(), name=f"heartbeat-{self.link.name}")
+        if self.cfg.counter or self.cfg.status:
+            self._bg.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._bg.stop()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -7,12 +7,12 @@ the line at the PLC. Read failures are counted and logged once per outage.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
+from agent.control.task import OwnedTask
 from agent.logutil import RepeatLimiter
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class ResetWatch:
         self.poll_s = poll_ms / 1000
         self.timeout = timeout
         self._last: bool | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._bg = OwnedTask(f"reset-watch-{self.link.name}")
         self._stats = ResetWatchStats()
         self._limiter = RepeatLimiter(log, f"reset watch {link.name} {address}")
 
@@ -49,15 +49,10 @@ class ResetWatch:
         return self._stats
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"reset-watch-{self.link.name}")
+        self._bg.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._bg.stop()
 
     async def _run(self) -> None:
         while True:

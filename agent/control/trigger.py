@@ -10,7 +10,6 @@ PLC clears `trigger` -> agent clears `done`. The trigger is polled every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 from agent.config.station import StationSignals, TriggerTimeouts
 from agent.control.plc_link import PlcError, PlcLink
+from agent.control.task import OwnedTask
 from agent.logutil import RepeatLimiter
 from agent.types import Result, Verdict
 
@@ -71,7 +71,7 @@ class TriggerHandshake:
         self.poll_s = poll_ms / 1000
         self.request_timeout = request_timeout
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._bg = OwnedTask(f"trigger-{self.line}-{self.station}")
         self._awaiting_clear = False  # done is set; waiting for the PLC to drop the trigger
         self._stats = TriggerStats()
         self._limiter = RepeatLimiter(log, f"trigger {line}/{station}")
@@ -80,15 +80,10 @@ class TriggerHandshake:
         return self._stats
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"trigger-{self.line}-{self.station}")
+        self._bg.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._bg.stop()
 
     # -- loop -----------------------------------------------------------------------
     async def _run(self) -> None:
