@@ -9,8 +9,10 @@ dead-letter it and say why).
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -72,3 +74,19 @@ class SinkContext:
 def wire_payload(record: Record) -> dict[str, Any]:
     """The JSON object every sink sends for a record: its payload plus `replayed`."""
     return {**record.payload, "replayed": record.replayed}
+
+
+def encode_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON for the wire; NaN/inf and unknown types are a ValueError
+    (the sink turns it into a rejection of that record, never a crash)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False,
+                          default=_json_default).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

@@ -25,19 +25,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
-import json
 import logging
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from agent import __version__
 from agent.logutil import RepeatLimiter
-from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
+from agent.sinks.base import (
+    SinkRejected,
+    SinkState,
+    SinkUnavailable,
+    encode_json,
+    wire_payload,
+)
 from agent.types import Record
 
 if TYPE_CHECKING:
@@ -148,7 +152,7 @@ class HttpSink:
         """POST one request; None when delivered, the reason when the MES refused it."""
         items = [wire_payload(r) for r in records]
         try:
-            body = _encode(items if self.cfg.batch else items[0])
+            body = encode_json(items if self.cfg.batch else items[0])
         except ValueError as exc:
             return f"{self.where}: {exc}"
         headers = {"Content-Type": "application/json", "Accept": "application/json",
@@ -227,16 +231,3 @@ def _transport_error(url: str, reason: object) -> _Unavailable:
         return _Unavailable(f"POST {url}: connection refused", False)
     return _Unavailable(f"POST {url}: {reason}", False)
 
-
-def _encode(obj: Any) -> bytes:
-    try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False,
-                          default=_json_default).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

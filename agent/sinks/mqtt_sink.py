@@ -11,7 +11,6 @@ SinkUnavailable until a connection is up.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,7 +21,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.logutil import RepeatLimiter
-from agent.sinks.base import SinkContext, SinkRejected, SinkState, SinkUnavailable, wire_payload
+from agent.sinks.base import (
+    SinkContext,
+    SinkRejected,
+    SinkState,
+    SinkUnavailable,
+    encode_json,
+    wire_payload,
+)
 from agent.sinks.mqtt_client import (
     RecordingClient,
     connect_properties,
@@ -170,7 +176,7 @@ class MqttSink:
     def _publish_record(self, record: Record) -> asyncio.Future[ReasonCode]:
         kind = str(record.kind)
         topic = self.topics.record_topic(record)
-        data = _encode(wire_payload(record))
+        data = encode_json(wire_payload(record))
         if len(data) > self._max_payload:
             raise ValueError(f"payload of {len(data)} bytes does not fit the broker's maximum "
                              f"packet size ({self._max_payload} bytes left for the payload)")
@@ -232,7 +238,7 @@ class MqttSink:
                      expiry: int | None = None) -> bool:
         props = publish_properties(expiry) if is_v5(self.client) else None
         try:
-            info = self.client.publish(topic, _encode(body), qos=qos, retain=retain,
+            info = self.client.publish(topic, encode_json(body), qos=qos, retain=retain,
                                        properties=props)
         except ValueError as exc:
             log.warning("%s: cannot publish to %s: %s", self.where, topic, exc)
@@ -248,7 +254,7 @@ class MqttSink:
     async def _publish_offline(self) -> None:
         body = status_payload(self.ctx, "offline")
         props = publish_properties(None) if is_v5(self.client) else None
-        info = self.client.publish(self.topics.status_topic, _encode(body), qos=1, retain=True,
+        info = self.client.publish(self.topics.status_topic, encode_json(body), qos=1, retain=True,
                                    properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return
@@ -373,16 +379,3 @@ class MqttSink:
         except Exception:  # a command must never take the sink down
             log.exception("%s: error while handling an operator command", self.where)
 
-
-def _encode(obj: dict[str, Any]) -> bytes:
-    try:
-        return json.dumps(obj, separators=(",", ":"), allow_nan=False,
-                          default=_json_default).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
