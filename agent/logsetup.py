@@ -24,8 +24,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-def setup_logging(level: str = "info", fmt: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str = "info", fmt: str = "text", file: str | None = None) -> None:
+    """Log to stderr (the journal under systemd), or to `file` (the demo's live view owns
+    the terminal)."""
+    handler: logging.Handler = (logging.FileHandler(file, encoding="utf-8") if file
+                                else logging.StreamHandler(sys.stderr))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -42,7 +42,13 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging("warning" if not args.no_view else "info", "text")
+    if args.no_view:
+        setup_logging("info", "text")
+    else:  # the live view owns the terminal: logs go to a file next to the outbox
+        state = loaded.resolve(loaded.config.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        args.log_file = str(state / "demo.log")
+        setup_logging("info", "text", file=args.log_file)
     return asyncio.run(_demo(loaded, args))
 
 
@@ -54,15 +60,17 @@ async def _demo(loaded, args: argparse.Namespace) -> int:  # type: ignore[no-unt
     plc = SoftPlc(tags, modbus_port=tags.modbus_port, opcua_port=None, quiet=True)
     try:
         await plc.start()
-    except OSError as exc:
-        print(f"edge-agent demo: cannot start the soft PLC on port {tags.modbus_port}: {exc}",
-              file=sys.stderr)
+    except (OSError, RuntimeError) as exc:
+        print(f"edge-agent demo: cannot start the soft PLC on 127.0.0.1:{tags.modbus_port} "
+              f"({exc}); is another demo or plc-sim running?", file=sys.stderr)
         return 3
     mqtt = [s for s in loaded.config.sinks.values() if s.type == "mqtt"]
     note = ""
     if mqtt and not broker_up(mqtt[0].host, mqtt[0].port):
         note = (f"No MQTT broker on {mqtt[0].host}:{mqtt[0].port}: records wait in the durable "
                 "outbox (see 'queued') and drain when one starts. ")
+    if getattr(args, "log_file", None):
+        note += f"Logs: {args.log_file}. "
     note += "Ctrl-C ends the demo with a summary."
     state: dict[str, Agent] = {}
 
