@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,23 +70,24 @@ async def test_accepted_command_reaches_handler_on_the_loop(commanded) -> None: 
     assert sink.stats().commands_accepted == 1
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (b"{not json", "not JSON"),
-    (b"[1, 2]", "not a JSON object"),
-    (command(command="selfdestruct"), "invalid command: command"),
-    (command(extra_field=1), "extra_field"),
-    (command(time=None), "time"),
-    (command(client_id="intruder"), "client id 'intruder' is not allowed"),
-    (command(secret="guess"), "wrong shared secret"),
-    (command(secret=None), "wrong shared secret"),
-    (command(time=(datetime.now(UTC) - timedelta(minutes=5)).isoformat()), "not executed late"),
-    (command(station=None), "reset needs line and station"),
-    (b"x" * 5000, "too large"),
+# payloads are built when the test runs: a command carries its time and goes stale
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda: b"{not json", "not JSON"),
+    (lambda: b"[1, 2]", "not a JSON object"),
+    (lambda: command(command="selfdestruct"), "invalid command: command"),
+    (lambda: command(extra_field=1), "extra_field"),
+    (lambda: command(time=None), "time"),
+    (lambda: command(client_id="intruder"), "client id 'intruder' is not allowed"),
+    (lambda: command(secret="guess"), "wrong shared secret"),
+    (lambda: command(secret=None), "wrong shared secret"),
+    (lambda: command(time=(datetime.now(UTC) - timedelta(minutes=5)).isoformat()), "not executed late"),
+    (lambda: command(station=None), "reset needs line and station"),
+    (lambda: b"x" * 5000, "too large"),
 ])
-async def test_bad_commands_are_rejected_with_a_reason(commanded, payload: bytes,  # type: ignore[no-untyped-def]
+async def test_bad_commands_are_rejected_with_a_reason(commanded, make: Callable[[], bytes],  # type: ignore[no-untyped-def]
                                                        reason: str) -> None:
     sink, sub, received = commanded
-    reply = await exchange(sub, payload)
+    reply = await exchange(sub, make())
     assert reply["accepted"] is False and reason in reply["reason"]
     assert received == []
     assert sink.stats().commands_rejected == 1
