@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,6 +42,9 @@ class Mosquitto:
             "log_type error",
             "log_type warning",
             "max_queued_messages 100000",
+            # started as root, mosquitto drops to the `mosquitto` user, which cannot write
+            # persistence into the test's private temp folder
+            "user root" if os.geteuid() == 0 and "user " not in self.extra_conf else "",
             self.extra_conf,
         ]
         conf.write_text("\n".join(lines) + "\n")
