@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -83,6 +84,10 @@ class MqttSink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, tuple[asyncio.Future[ReasonCode], str]] = {}
         self._untracked: set[int] = set()  # status/telemetry/command replies: acks not awaited
+        # PUBACKs arrive on paho's thread; they are handed to the loop in bunches (one
+        # wake-up per bunch, not per message), in arrival order
+        self._acks: list[tuple[int, ReasonCode]] = []
+        self._acks_lock = threading.Lock()
         self._birth: dict[str, Any] = {}
         self._handler: Callable[[OperatorCommand], None] | None = None
         self._max_payload = PAHO_MAX_PAYLOAD
@@ -289,7 +294,11 @@ class MqttSink:
 
     def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Any) -> None:
-        self._post(self._on_ack, mid, reason)
+        with self._acks_lock:
+            self._acks.append((mid, reason))
+            first = len(self._acks) == 1
+        if first:  # a drain is not scheduled yet; later acks join this bunch
+            self._post(self._drain_acks)
 
     def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._post(self._on_command_message, bytes(msg.payload))
@@ -343,6 +352,12 @@ class MqttSink:
             self._stats.last_error = f"connection lost: {reason}"
             self._link.failure("connection lost (%s); reconnecting", reason)
         self._connack_seen = False
+
+    def _drain_acks(self) -> None:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        for mid, reason in acks:
+            self._on_ack(mid, reason)
 
     def _on_ack(self, mid: int, reason: ReasonCode) -> None:
         entry = self._pending.pop(mid, None)

@@ -147,3 +147,23 @@ def test_documented_alert_row_is_what_the_cli_prints() -> None:
     defect = next(body for kind, body in doc_examples() if kind == "defect")
     text = DOC.read_text()
     assert header() in text and format_row(defect) in text
+
+
+@pytest.mark.parametrize("expiry,record_id", [(None, None), (60, None), (None, "0190-x"),
+                                              (3600, "019a3c1e-0000-7000-8000-000000000001")])
+def test_packed_publish_properties_equal_paho_packing(expiry: int | None,
+                                                      record_id: str | None) -> None:
+    """The hand-packed PUBLISH properties are byte for byte what paho would send."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from agent.sinks.mqtt_client import publish_properties
+
+    ref = Properties(PacketTypes.PUBLISH)
+    ref.PayloadFormatIndicator = 1
+    ref.ContentType = "application/json"
+    if expiry is not None:
+        ref.MessageExpiryInterval = expiry
+    if record_id is not None:
+        ref.UserProperty = [("record_id", record_id)]
+    assert publish_properties(expiry, record_id).pack() == ref.pack()

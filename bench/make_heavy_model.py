@@ -1,0 +1,85 @@
+"""Write a heavier classification model folder (model.onnx + model.yaml) for benchmarks.
+
+The bundled defect-cnn runs in ~0.3 ms, less than decoding one frame, so pipeline
+ratios against bare `session.run` mostly measure decode and Python overhead. This model
+(random weights, 224x224 input, ~0.3 GMAC) runs in milliseconds like a typical
+production classifier, to show the pipeline overhead where inference dominates:
+
+    .venv/bin/python bench/make_heavy_model.py /tmp/heavy
+    .venv/bin/python bench/bench_inference.py --model /tmp/heavy --size 640x480
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import yaml
+from onnx import TensorProto, helper, numpy_helper
+
+LABELS = ["ok", "scratch", "spot", "crack", "dent"]
+
+
+def _conv(name: str, x: str, cin: int, cout: int, rng: np.random.Generator,
+          inits: list[onnx.TensorProto], stride: int = 1) -> list[onnx.NodeProto]:
+    w = rng.normal(0, (2 / (cin * 9)) ** 0.5, (cout, cin, 3, 3)).astype(np.float32)
+    inits.append(numpy_helper.from_array(w, f"{name}_w"))
+    inits.append(numpy_helper.from_array(np.zeros(cout, np.float32), f"{name}_b"))
+    return [helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [f"{name}_c"],
+                             kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[stride, stride]),
+            helper.make_node("Relu", [f"{name}_c"], [name])]
+
+
+def build() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    inits: list[onnx.TensorProto] = []
+    nodes = _conv("c1", "input", 3, 32, rng, inits, stride=2)      # 112x112
+    nodes += _conv("c2", "c1", 32, 64, rng, inits)                  # 112x112
+    nodes.append(helper.make_node("MaxPool", ["c2"], ["p2"], kernel_shape=[2, 2],
+                                  strides=[2, 2]))                  # 56x56
+    nodes += _conv("c3", "p2", 64, 128, rng, inits)
+    nodes.append(helper.make_node("GlobalAveragePool", ["c3"], ["g"]))
+    nodes.append(helper.make_node("Flatten", ["g"], ["f"]))
+    fc = rng.normal(0, 0.1, (128, len(LABELS))).astype(np.float32)
+    inits.append(numpy_helper.from_array(fc, "fc_w"))
+    nodes.append(helper.make_node("MatMul", ["f", "fc_w"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "heavy",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(LABELS)])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def write(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = build().SerializeToString()
+    (folder / "model.onnx").write_bytes(data)
+    manifest = {
+        "name": "heavy-bench", "version": "0.0.1", "sha256": hashlib.sha256(data).hexdigest(),
+        "task": "classification",
+        "input": {"name": "input", "layout": "NCHW", "size": [224, 224], "color": "RGB",
+                  "resize": "resize", "scale": 1 / 255, "mean": [0.0, 0.0, 0.0],
+                  "std": [1.0, 1.0, 1.0]},
+        "labels": LABELS, "output": {"activation": "softmax"},
+        "provenance": {"training_data": "none: random weights, for benchmarks only",
+                       "made_by": "bench/make_heavy_model.py"},
+    }
+    (folder / "model.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return folder
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("folder", type=Path)
+    print(write(ap.parse_args().folder))
+
+
+if __name__ == "__main__":
+    main()
