@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -12,11 +10,11 @@ import pytest
 
 from agent.capture.base import SourceState
 from agent.capture.camera import Camera
-from agent.capture.events import CameraEvent
 from agent.capture.factory import build_camera
 from agent.capture.slot import LatestFrame
 from agent.config.models import AgentConfig
 from agent.types import Frame
+from tests.support.camera_events import Events
 
 S = SourceState
 FAST = dict(stall_after_ms=300, reconnect_initial_ms=30, reconnect_max_ms=200)
@@ -52,21 +50,6 @@ def _agent_dict(cameras: dict[str, dict[str, object]]) -> dict[str, object]:
         "site": "t", "agent_id": "t", "cameras": cameras, "models": {}, "plcs": {},
         "sinks": {}, "lines": {},
     }
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[CameraEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, ev: CameraEvent) -> None:
-        with self._cond:
-            self.items.append(ev)
-            self._cond.notify_all()
-
-    def wait(self, pred: Callable[[list[CameraEvent]], bool], timeout: float = 10.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: pred(self.items), timeout)
 
 
 def _drain(slot: LatestFrame, timeout: float = 10.0) -> list[Frame]:

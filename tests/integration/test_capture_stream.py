@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from agent.capture.base import SourceState
-from agent.capture.events import CameraEvent
 from agent.capture.factory import build_camera
 from agent.capture.sources.opencv_source import OpenCVCameraConfig
+from tests.support.camera_events import Events
 
 S = SourceState
 BOUNDARY = "frameboundary"
@@ -88,25 +88,6 @@ def mjpeg(port: int) -> Iterator[MjpegServer]:
         yield server
     finally:
         server.stop()
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[CameraEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, ev: CameraEvent) -> None:
-        with self._cond:
-            self.items.append(ev)
-            self._cond.notify_all()
-
-    def transitions(self) -> list[tuple[S, S]]:
-        with self._cond:
-            return [(e.previous, e.state) for e in self.items if e.previous is not e.state]
-
-    def wait(self, pred: Callable[[list[CameraEvent]], bool], timeout: float = 15.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: pred(self.items), timeout)
 
 
 def _cfg(url: str, **kw: object) -> OpenCVCameraConfig:

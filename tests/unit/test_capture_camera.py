@@ -14,6 +14,7 @@ from agent.capture.base import Grab, SourceError, SourceState
 from agent.capture.camera import Camera
 from agent.capture.events import CameraEvent
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
+from tests.support.camera_events import Events
 
 S = SourceState
 
@@ -55,24 +56,6 @@ class FakeSource:
 
     def close(self) -> None:
         pass
-
-
-class Events:
-    def __init__(self) -> None:
-        self.items: list[CameraEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, ev: CameraEvent) -> None:
-        with self._cond:
-            self.items.append(ev)
-            self._cond.notify_all()
-
-    def transitions(self) -> list[tuple[S, S]]:
-        return [(e.previous, e.state) for e in self.items if e.previous is not e.state]
-
-    def wait(self, pred: Callable[[list[CameraEvent]], bool], timeout: float = 10.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: pred(self.items), timeout)
 
 
 def _start(src: FakeSource, **opts: object) -> tuple[Camera, Events]:
