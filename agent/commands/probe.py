@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from agent.control.probe_sinks import (
     probe_http,
     station_topic,
 )
+from agent.runtime.build import build_plc
 from agent.sinks.base import SinkContext, SinkState
 from agent.sinks.file import FileSinkConfig
 from agent.sinks.http import HttpSinkConfig
@@ -84,7 +84,7 @@ async def run_probe(loaded: LoadedConfig, inject: tuple[str, str] | None, test_c
     ctx = SinkContext(cfg.site, cfg.agent_id, loaded.base_dir, loaded.resolve(cfg.state_dir))
     rows: list[ProbeRow] = []
     for name, pc in cfg.plcs.items():
-        link: PlcLink = importlib.import_module(f"agent.sinks.{pc.type}").build(name, pc, ctx)
+        link: PlcLink = build_plc(name, pc, ctx)
         await link.start()
         try:
             rows += await probe_link(link, mapped_signals(cfg, name), timeout, pc.timeout_ms / 1000)

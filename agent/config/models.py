@@ -15,12 +15,15 @@ from agent.sinks.file import FileSinkConfig
 from agent.sinks.http import HttpSinkConfig
 from agent.sinks.modbus import ModbusPlcConfig
 from agent.sinks.mqtt import MqttSinkConfig
+from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
 
 CameraConfig = Annotated[
     OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig, Field(discriminator="type")
 ]
-PlcConfig = Annotated[ModbusPlcConfig | OpcUaPlcConfig, Field(discriminator="type")]
+PlcConfig = Annotated[
+    ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")
+]
 SinkConfig = Annotated[
     MqttSinkConfig | HttpSinkConfig | FileSinkConfig, Field(discriminator="type")
 ]

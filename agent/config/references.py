@@ -118,6 +118,11 @@ def _check_address(plc: dict[str, Any], plc_name: str, addr: str, path: tuple[st
         if not _NODE_ID.match(addr):
             return [(path, f"bad OPC UA node id {addr!r}: expected e.g. ns=2;s=Line1.Stop or ns=2;i=1001")]
         cells = [addr]
+    elif kind == "mqtt":
+        if not addr or any(c in addr for c in "#+\x00") or addr.startswith("$"):
+            return [(path, f"bad MQTT topic {addr!r}: a topic to publish to, without wildcards "
+                           "(+, #) and not starting with $")]
+        cells = [addr]
     else:
         return []
     if not write:

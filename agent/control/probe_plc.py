@@ -73,6 +73,8 @@ async def check_signal(link: PlcLink, label: str, signal: str, address: str,
             detail = await _check_modbus(link, signal, address, timeout)
         elif isinstance(link, OpcUaLink):
             detail = await _check_opcua(link, signal, address, timeout)
+        elif hasattr(link, "probe_topic"):  # MQTT: subscribe, never publish (no actuation)
+            detail = await link.probe_topic(address, timeout)
         else:
             detail = f"reads {await link.read(address, timeout)!r}"
     except PlcRejected as exc:

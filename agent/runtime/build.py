@@ -15,7 +15,11 @@ def build_sink(name: str, cfg: Any, ctx: SinkContext) -> Sink:
     return sink
 
 
+# PLC plugin module per `type` (an MQTT PLC target is not the MES-side MQTT sink)
+PLC_MODULES = {"modbus": "modbus", "opcua": "opcua", "mqtt": "mqtt_plc"}
+
+
 def build_plc(name: str, cfg: Any, ctx: SinkContext) -> PlcLink:
-    module = importlib.import_module(f"agent.sinks.{cfg.type}")
+    module = importlib.import_module(f"agent.sinks.{PLC_MODULES[cfg.type]}")
     link: PlcLink = module.build(name, cfg, ctx)
     return link

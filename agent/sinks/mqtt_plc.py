@@ -1,0 +1,42 @@
+"""MQTT PLC target plugin: commands to a PLC that subscribes to MQTT (S7-1500 with an MQTT
+client library, CODESYS MQTT). Config model and factory.
+
+Addresses are topics. Every write is a retained QoS 1 MQTT 5 message whose expiry is the
+command's remaining time (whole seconds, at least 1): a PLC that is offline past the
+deadline never receives the stop. "Acknowledged" means the broker's PUBACK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, SecretStr
+
+from agent.sinks.plc_common import PlcCommon
+from agent.sinks.tls import TlsConfig
+
+if TYPE_CHECKING:
+    from agent.sinks.base import SinkContext
+    from agent.sinks.mqtt_plc_link import MqttPlcLink
+
+
+class MqttPlcConfig(PlcCommon):
+    type: Literal["mqtt"] = Field(description="PLC that subscribes to MQTT (MQTT 5 broker; addresses are topics).")
+    host: str = Field(description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
+    client_id: str | None = Field(None, description="Client id; default: '<agent_id>-plc-<name>'.")
+    username: str | None = Field(None, description="User name.")
+    password: SecretStr | None = Field(None, description="Password (use ${file:...}, ${env:...} or ${cred:...}).")
+    tls: TlsConfig | None = Field(None, description="TLS settings; absent = plain TCP.")
+    keepalive_s: int = Field(10, ge=2, le=3600, description="MQTT keep-alive; a dead broker is noticed within 1.5x this.")
+    connect_timeout_ms: int = Field(3000, ge=100, description="Give up one connect attempt after this long.")
+    poll_ms: int = Field(20, ge=5, le=10000, description="Poll period of trigger and reset inputs (last retained value of their topics).")
+
+
+def build(name: str, cfg: MqttPlcConfig, ctx: SinkContext) -> MqttPlcLink:
+    """Factory: an MqttPlcLink for this PLC target (not started)."""
+    from agent.control.backoff import Backoff
+    from agent.sinks.mqtt_plc_link import MqttPlcLink
+
+    backoff = Backoff(cfg.reconnect_initial_ms / 1000, cfg.reconnect_max_ms / 1000)
+    return MqttPlcLink(name, cfg, ctx, backoff)
