@@ -188,6 +188,7 @@ class Camera:
         self._freeze.reset()
         while True:
             self._sleep(self._pacer.delay(self._clock()) if not self.source.live else 0.0)
+            self._wait_for_consumers()
             t_read = self._clock()
             try:
                 grab = self.source.read(self._clock)
@@ -274,6 +275,21 @@ class Camera:
         last = self._last_t
         ref = self._streak_t if last is None else max(last, self._streak_t)
         return self._clock() - ref
+
+    def _wait_for_consumers(self) -> None:
+        """An unpaced recording (file, folder, synthetic without fps) is read at the pace
+        of its consumers: decoding frames only to drop them would take the CPU that
+        inference needs. Live sources never wait; the wait is bounded by half the stall
+        time, so a consumer that stopped taking frames never makes the camera look stalled
+        (the frame read then replaces the pending one and counts as dropped)."""
+        if self.source.live or self.options.fps is not None:
+            return
+        deadline = self._clock() + self._stall_after_s / 2
+        for slot in list(self._slots):
+            while slot.pending and not self._stop.is_set():
+                remaining = deadline - self._clock()
+                if remaining <= 0 or slot.wait_taken(min(remaining, 0.05)):
+                    break
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds) if seconds > 0 else self._stop.is_set():

@@ -97,8 +97,15 @@ class LatestFrame:
             self._frame = None
             self.dropped += 1
 
+    def wait_taken(self, timeout: float) -> bool:
+        """Wait until no frame is pending (the consumer took it); False on timeout."""
+        with self._cond:
+            self._wait(lambda: self._frame is None, timeout)
+            return self._frame is None
+
     def _take(self) -> Frame | None:
         frame, self._frame = self._frame, None
         if frame is not None:
             self.delivered += 1
+            self._cond.notify_all()  # a producer may wait in wait_taken
         return frame

@@ -192,3 +192,30 @@ def test_empty_folder_is_an_error_and_files_appearing_later_are_picked_up(tmp_pa
     f = slot.get(timeout=10)
     cam.stop()
     assert f is not None and round(_mean_level(f)) in (_level(3), _level(4))
+
+
+@pytest.mark.parametrize(("fps", "all_frames"), [(None, True), (200.0, False)])
+def test_unpaced_recording_follows_a_slow_consumer_paced_one_drops(
+        tmp_path: Path, fps: float | None, all_frames: bool) -> None:
+    """Without fps a recording is read at its consumer's pace (nothing decoded only to be
+    dropped); with fps it behaves like a live camera: the newest frame wins, drops counted."""
+    import time
+
+    path = write_video(tmp_path / "v.avi", "MJPG", 40)
+    cfg: dict[str, object] = {"type": "opencv", "source": str(path)}
+    if fps is not None:
+        cfg["fps"] = fps
+    cam = _camera("c", cfg, tmp_path)
+    slot = cam.subscribe()
+    cam.start()
+    got = []
+    try:
+        while (f := slot.get(timeout=10)) is not None:
+            got.append(f.seq)
+            time.sleep(0.02)  # a slow consumer: 50 frames/s at most
+    finally:
+        cam.stop()
+    if all_frames:
+        assert len(got) == 40 and slot.dropped == 0
+    else:
+        assert len(got) < 40 and slot.dropped == 40 - len(got)
