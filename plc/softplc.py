@@ -4,13 +4,13 @@ plus the conveyor program ticking on the event loop."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from pymodbus.server import ModbusTcpServer
 
+from agent.tasks import cancel_and_wait
 from plc.conveyor import Conveyor, ConveyorSettings
 from plc.modbus_server import start_modbus_server
 from plc.opcua_server import OpcUaFace, ServerSecurity, build_opcua_face
@@ -67,9 +67,7 @@ class SoftPlc:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._modbus is not None:
             await self._modbus.shutdown()

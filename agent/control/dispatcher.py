@@ -23,6 +23,7 @@ from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
 from agent.control.signal_check import verify_when_connected
 from agent.logutil import RepeatLimiter
 from agent.sinks.base import SinkState
+from agent.tasks import cancel_and_wait
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
 
 log = logging.getLogger(__name__)
@@ -90,16 +91,12 @@ class CommandDispatcher:
     async def stop(self) -> None:
         """Flush pending commands (bounded; deadlines still honoured), then end."""
         if self._check is not None:
-            self._check.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._check
+            await cancel_and_wait(self._check)
             self._check = None
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), self.flush_timeout)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         while not self._queue.empty():  # left over after the flush: reported, never sent
             cmd = self._queue.get_nowait()

@@ -21,6 +21,7 @@ from agent.control.backoff import Backoff
 from agent.control.plc_link import PlcRejected, PlcStats, PlcUnavailable
 from agent.logutil import RepeatLimiter
 from agent.sinks.base import SinkState
+from agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +44,7 @@ class SupervisedLink(abc.ABC):
         self._lost = asyncio.Event()
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._limiter = RepeatLimiter(log, f"plc {name}")
 
     # -- steps supplied by subclasses -------------------------------------------------
@@ -67,6 +69,7 @@ class SupervisedLink(abc.ABC):
         return self._stats
 
     async def start(self) -> None:
+        self._closing = False
         if self._task is None:
             self._task = asyncio.create_task(self._supervise(), name=f"plc-{self.name}")
 
@@ -79,17 +82,16 @@ class SupervisedLink(abc.ABC):
         return True
 
     async def close(self) -> None:
+        self._closing = True  # the supervisor ends even if a cancellation is swallowed
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self._drop()
         self._state = SinkState.CLOSED
 
     # -- supervisor -----------------------------------------------------------------
     async def _supervise(self) -> None:
-        while True:
+        while not self._closing:
             if await self._try_connect():
                 await self._watch()
                 await self._drop()

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
-from agent.control.task import OwnedTask
 from agent.logutil import RepeatLimiter
+from agent.tasks import OwnedTask
 
 log = logging.getLogger(__name__)
 

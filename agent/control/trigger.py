@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from agent.config.station import StationSignals, TriggerTimeouts
 from agent.control.plc_link import PlcError, PlcLink
-from agent.control.task import OwnedTask
 from agent.logutil import RepeatLimiter
+from agent.tasks import OwnedTask
 from agent.types import Result, Verdict
 
 log = logging.getLogger(__name__)

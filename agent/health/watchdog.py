@@ -10,7 +10,6 @@ dead loop stops the pings and systemd restarts the daemon.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 from agent.health.sdnotify import SdNotifier
 from agent.logutil import RepeatLimiter
+from agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ class ProgressWatchdog:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def stats(self) -> WatchdogStats:
         return WatchdogStats(pings=self._pings, withheld=self._withheld, stalled=self._stalled)

@@ -23,6 +23,7 @@ from agent.outbox.group_commit import StoreUnavailable
 from agent.outbox.store import Outbox
 from agent.sinks.base import Sink, SinkRejected, SinkUnavailable
 from agent.sinks.outbox_policy import OutboxPolicy
+from agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,7 @@ class Forwarder:
         if pending:
             log.warning("sink %s: send still running after %.1f s at stop; abandoned, its "
                         "records stay in the outbox", self.name, self.stop_wait_s)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         await self._give_back()
         if self._acks:
             await asyncio.wait(set(self._acks), timeout=self.stop_wait_s)

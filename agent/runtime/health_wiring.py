@@ -22,6 +22,7 @@ from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
 from agent.sinks.base import SinkState
+from agent.tasks import cancel_and_wait
 from agent.types import utc_now
 
 log = logging.getLogger(__name__)
@@ -245,8 +246,7 @@ class HealthWiring:
     async def stopping(self) -> None:
         self.notifier.stopping()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
             self._task = None
         if self.watchdog is not None:
             await self.watchdog.stop()

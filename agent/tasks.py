@@ -26,6 +26,16 @@ class OwnedTask:
         """Cancel and wait for the task; safe to call twice or before start."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
+
+
+async def cancel_and_wait(task: asyncio.Task[Any], retry_s: float = 0.5) -> None:
+    """Cancel `task` until it is done. On Python 3.11 `asyncio.wait_for` (used inside
+    pymodbus, asyncua, ...) can swallow a cancellation that races with its own result,
+    which would leave the task running and the caller waiting forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=retry_s)
+    if not task.cancelled():
+        with contextlib.suppress(Exception):
+            task.result()
