@@ -80,7 +80,8 @@ def summary(agent: Agent) -> str:
                      f"dropped {r['dropped']}  inference p50 {r['infer_p50']:.2f} ms "
                      f"p99 {r['infer_p99']:.2f} ms")
     for name, s in agent.outbox.stats().items():
-        lines.append(f"  sink {name}: sent {s.sent}, still queued {s.depth} (kept on disk), "
+        lines.append(f"  sink {name}: sent {s.sent} (since the outbox was created), still "
+                     f"queued {s.depth} (kept on disk), "
                      f"dead {s.dead}")
     lines.append(f"  audit log: {agent.state_dir / 'audit.jsonl'}")
     return "\n".join(lines)
