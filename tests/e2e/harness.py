@@ -29,7 +29,8 @@ RULES = [
 def write_config(tmp: Path, *, mqtt_port: int, modbus_port: int, seed: int = 11,
                  schedule: list[str | None] | None = None, fps: float = 20,
                  max_frames: int | None = None, mqtt_outbox: dict[str, Any] | None = None,
-                 rules: list[dict[str, Any]] | None = None) -> Path:
+                 rules: list[dict[str, Any]] | None = None,
+                 mqtt_extra: dict[str, Any] | None = None) -> Path:
     """A one-station line on the synthetic camera, the bundled model, the soft PLC's
     tag-map addresses, MQTT and a file drop."""
     camera: dict[str, Any] = {"type": "synthetic", "seed": seed, "width": 320, "height": 240,
@@ -50,7 +51,8 @@ def write_config(tmp: Path, *, mqtt_port: int, modbus_port: int, seed: int = 11,
         "sinks": {
             "mqtt": {"type": "mqtt", "host": "127.0.0.1", "port": mqtt_port,
                      "reconnect_max_s": 1.0, "status_interval_s": 1.0,
-                     "outbox": mqtt_outbox or {"retry_initial_ms": 100, "retry_cap_s": 2.0}},
+                     "outbox": mqtt_outbox or {"retry_initial_ms": 100, "retry_cap_s": 2.0},
+                     **(mqtt_extra or {})},
             "drop": {"type": "file", "dir": str(tmp / "drop"), "rotate_s": 3600},
         },
         "lines": {"line1": {"stations": {"station1": {

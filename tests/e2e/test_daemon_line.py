@@ -79,3 +79,45 @@ async def test_defects_records_stop_and_reset(tmp_path: Path, mosquitto: Mosquit
     assert any(s["kind"] == "stop" and s["status"] == "acked" for s in stops), stops
     status = [m.json() for m in collector.on_topic("/agent/edge-e2e/status")]
     assert status and status[-1]["state"] == "offline"
+
+
+async def test_operator_reset_from_the_cli_releases_the_latch(tmp_path: Path,
+                                                             mosquitto: Mosquitto,
+                                                             softplc: SoftPlc) -> None:
+    """`edge-agent reset` goes over the authenticated MQTT command path: a wrong secret is
+    refused, the right one clears the agent's latch and its stop_request at the PLC."""
+    import subprocess
+    import sys
+
+    (tmp_path / "cmd-secret").write_text("s3cret\n")
+    cfg = write_config(tmp_path, mqtt_port=mosquitto.port,
+                       modbus_port=softplc.modbus_port or 0, seed=SEED,
+                       schedule=[None, "crack", *[None] * 8], fps=25,
+                       mqtt_extra={"commands": {"enabled": True,
+                                                "shared_secret": "${file:cmd-secret}"}})
+    daemon = Daemon(cfg)
+
+    def cli(config: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agent", "reset", "--config", str(config),
+                               "--line", "line1", "--station", "station1"],
+                              capture_output=True, text=True, timeout=30)
+
+    try:
+        daemon.wait_started()
+        await wait_until(lambda: softplc.state.get("line1.station1.stop_request"), 40,
+                         "stop_request at the soft PLC")
+        wrong = tmp_path / "wrong.yaml"
+        wrong.write_text(cfg.read_text().replace("${file:cmd-secret}", "guess"))
+        refused = await asyncio.to_thread(cli, wrong)
+        assert refused.returncode == 1 and "REJECTED" in refused.stdout, refused
+        assert softplc.state.get("line1.station1.stop_request")
+        done = await asyncio.to_thread(cli, cfg)
+        assert done.returncode == 0 and "accepted" in done.stdout, done
+        await wait_until(lambda: not softplc.state.get("line1.station1.stop_request"), 10,
+                         "stop_request cleared by the operator reset")
+        events = [a["event"] for a in daemon.audit()]
+        assert "operator_command" in events and "reset" in events
+        rc, _ = await asyncio.to_thread(daemon.terminate)
+        assert rc == 0
+    finally:
+        daemon.ensure_dead()

@@ -1,0 +1,103 @@
+"""Reset a latched stop (or pause/resume a station) on a running daemon, as an operator.
+
+The command goes over the daemon's authenticated MQTT command path (the `commands` of an
+MQTT sink in the same config: enabled, shared secret, allowed client ids), is audited
+there, and this command waits for the daemon's answer. Exit 0 accepted, 1 rejected or
+no answer, 2 bad config.
+
+    edge-agent reset --config line.yaml --line line3 --station infeed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from agent.config import ConfigError, load_config
+from agent.sinks.mqtt import MqttSinkConfig
+from agent.sinks.mqtt_topics import TopicMap
+from agent.sinks.tls_context import client_ssl_context
+from agent.types import new_event_id
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", required=True, help="the daemon's YAML config file")
+    p.add_argument("--line", required=True)
+    p.add_argument("--station", required=True)
+    p.add_argument("--action", choices=("reset", "pause", "resume"), default="reset")
+    p.add_argument("--client-id", default="edge-agent-cli", help="operator client id")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    cfg = loaded.config
+    sinks = [s for s in cfg.sinks.values() if isinstance(s, MqttSinkConfig) and s.commands.enabled]
+    if not sinks:
+        print(f"{args.config}: no MQTT sink with commands.enabled: the daemon takes no operator "
+              "commands", file=sys.stderr)
+        return 2
+    sink = sinks[0]
+    topics = TopicMap(prefix=sink.prefix, site=cfg.site, agent_id=cfg.agent_id,
+                      command_template=sink.commands.topic)
+    secret = sink.commands.shared_secret
+    body = {"command": args.action, "line": args.line, "station": args.station,
+            "id": new_event_id(), "time": datetime.now(UTC).isoformat(),
+            "client_id": args.client_id,
+            "secret": secret.get_secret_value() if secret else None}
+    reply = _exchange(sink, loaded.base_dir, topics, body, args.timeout)
+    if reply is None:
+        print(f"no answer from agent {cfg.agent_id} within {args.timeout:g} s on "
+              f"{topics.command_result_topic}", file=sys.stderr)
+        return 1
+    print(f"{args.action} {args.line}/{args.station}: "
+          f"{'accepted' if reply.get('accepted') else 'REJECTED'}: {reply.get('reason')}")
+    return 0 if reply.get("accepted") else 1
+
+
+def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[str, Any],
+              timeout: float) -> dict[str, Any] | None:
+    """Subscribe to the result topic, publish the command, wait for the answer to its id."""
+    answer: dict[str, Any] = {}
+    got = threading.Event()
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cli-{body['id'][-12:]}",
+                         protocol=mqtt.MQTTv5)
+    if sink.username is not None:
+        pw = sink.password.get_secret_value() if sink.password else None
+        client.username_pw_set(sink.username, pw)
+    if sink.tls is not None:
+        client.tls_set_context(client_ssl_context(sink.tls, base_dir, "edge-agent reset"))
+
+    def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            doc = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(doc, dict) and doc.get("id") == body["id"]:
+            answer.update(doc)
+            got.set()
+
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics.command_result_topic, qos=1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.on_message = on_message
+    client.connect_async(sink.host, sink.port)
+    client.loop_start()
+    try:
+        if not subscribed.wait(timeout):
+            return None
+        client.publish(topics.command_topic, json.dumps(body), qos=1).wait_for_publish(timeout)
+        return answer if got.wait(timeout) else None
+    finally:
+        client.disconnect()
+        client.loop_stop()
