@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from agent import __version__
@@ -393,7 +392,3 @@ async def _bounded(aw: Any, timeout: float, what: str) -> None:
         await asyncio.wait_for(aw, timeout)
     except TimeoutError:
         log.error("%s did not stop within %.1f s", what, timeout)
-
-
-def state_dir_of(loaded: LoadedConfig) -> Path:
-    return loaded.resolve(loaded.config.state_dir)
