@@ -14,8 +14,7 @@ from agent.config import LoadedConfig
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
-EXIT_CONFIG = 2
-EXIT_STARTUP = 3
+EXIT_STARTUP = 3  # (2, an invalid config, is agent.commands.EXIT_CONFIG)
 
 Hook = Callable[[Agent], Awaitable[None]]
 

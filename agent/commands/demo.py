@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from agent.app import Agent, RunLimits
-from agent.config import ConfigError, load_config
+from agent.commands import EXIT_CONFIG, load_or_report
 from agent.logsetup import setup_logging
-from agent.runner import EXIT_CONFIG, run_agent
+from agent.runner import run_agent
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
@@ -37,10 +37,8 @@ def broker_up(host: str, port: int) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    loaded = load_or_report(args.config)
+    if loaded is None:
         return EXIT_CONFIG
     if args.no_view:
         setup_logging("info", "text")

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.config import ConfigError, LoadedConfig, load_config
+from agent.commands import EXIT_CONFIG, load_or_report
+from agent.config import LoadedConfig
 from agent.config.models import AgentConfig
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.plc_link import PlcError, PlcLink
@@ -48,11 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 2
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
     try:
         station = find_station(loaded.config, args.inject_test_defect) if args.inject_test_defect else None
     except ValueError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agent.config import ConfigError, load_config
+from agent.commands import EXIT_CONFIG, load_or_report
 from agent.sinks.mqtt import MqttSinkConfig
 from agent.sinks.mqtt_topics import TopicMap
 from agent.sinks.tls_context import client_ssl_context
@@ -36,11 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 2
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
     cfg = loaded.config
     sinks = [s for s in cfg.sinks.values() if isinstance(s, MqttSinkConfig) and s.commands.enabled]
     if not sinks:

@@ -10,12 +10,11 @@ import argparse
 import asyncio
 import faulthandler
 import signal
-import sys
 
 from agent.app import RunLimits
-from agent.config import ConfigError, load_config
+from agent.commands import EXIT_CONFIG, load_or_report
 from agent.logsetup import setup_logging
-from agent.runner import EXIT_CONFIG, run_agent
+from agent.runner import run_agent
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,10 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    loaded = load_or_report(args.config)
+    if loaded is None:
         return EXIT_CONFIG
     cfg = loaded.config
     setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from agent.config import ConfigError, load_config
+from agent.commands import EXIT_CONFIG, load_or_report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,11 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 2
+    loaded = load_or_report(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
     cfg = loaded.config
     n = len(cfg.stations())
     print(f"{args.config}: OK ({len(cfg.cameras)} camera(s), {len(cfg.models)} model(s), "
