@@ -169,7 +169,11 @@ class Record:
 
     `payload` is JSON-serialisable and carries `schema_version`. `line` and
     `station` route it to a topic / URL / file; both are None for agent-level
-    records.
+    records. `payload_json` is the payload exactly as the outbox stored it
+    (compact JSON), set on records read back from the outbox so that a sink can
+    send those bytes instead of encoding the payload again; a sink that only
+    sends those (`sends_stored_json`) gets records whose `payload` was not decoded
+    (empty): `agent.sinks.base.wire_payload` decodes it when needed.
     """
 
     id: str
@@ -179,6 +183,7 @@ class Record:
     station: str | None = None
     created: datetime = field(default_factory=utc_now)
     replayed: bool = False
+    payload_json: str | None = field(default=None, compare=False, repr=False)
 
 
 class OutcomeStatus(enum.StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ class Encoded:
     payload: str
     size: int
     created_ts: float
+    created_iso: str
 
 
 @dataclass(frozen=True)
@@ -36,23 +38,39 @@ class Leased:
 def encode(sink: str, record: Record) -> Encoded:
     payload = json.dumps(record.payload, separators=(",", ":"), ensure_ascii=False, default=str)
     created = _aware(record.created)
-    return Encoded(sink, record, payload, len(payload.encode("utf-8")), created.timestamp())
+    return Encoded(sink, record, payload, len(payload.encode("utf-8")), created.timestamp(),
+                   created.isoformat())
+
+
+_INSERT = ("INSERT INTO records (id, sink, kind, line, station, created, created_ts, expiry, "
+           "payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def insert_row(conn: sqlite3.Connection, e: Encoded, expiry: float) -> None:
+    conn.execute(_INSERT, _row(e, expiry))
+
+
+def insert_rows(conn: sqlite3.Connection, encoded: Sequence[Encoded], max_age_s: float) -> None:
+    """Several records in one statement; each expires `max_age_s` after its creation."""
+    conn.executemany(_INSERT, [_row(e, e.created_ts + max_age_s) for e in encoded])
+
+
+def _row(e: Encoded, expiry: float) -> tuple[Any, ...]:
     r = e.record
-    conn.execute(
-        "INSERT INTO records (id, sink, kind, line, station, created, created_ts, expiry, "
-        "payload, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (r.id, e.sink, str(r.kind), r.line, r.station, _aware(r.created).isoformat(),
-         e.created_ts, expiry, e.payload, e.size))
+    return (r.id, e.sink, str(r.kind), r.line, r.station, e.created_iso, e.created_ts, expiry,
+            e.payload, e.size)
 
 
-def decode(row: tuple[Any, ...], replayed: bool) -> Leased:
+def decode(row: tuple[Any, ...], replayed: bool, decode_payload: bool = True) -> Leased:
+    """The leased record; with `decode_payload=False` its payload stays in `payload_json` only
+    (for a sink that sends the stored JSON: `agent.sinks.base.wire_bytes`)."""
     seq, rid, kind, line, station, created, payload, attempts = row[:8]
-    record = Record(id=str(rid), kind=_kind(str(kind)), payload=json.loads(str(payload)),
+    text = str(payload)
+    record = Record(id=str(rid), kind=_kind(str(kind)),
+                    payload=json.loads(text) if decode_payload else {},
                     line=_opt(line), station=_opt(station),
-                    created=datetime.fromisoformat(str(created)), replayed=replayed)
+                    created=datetime.fromisoformat(str(created)), replayed=replayed,
+                    payload_json=text)
     return Leased(int(seq), record, int(attempts))
 
 

@@ -1,5 +1,10 @@
 """One asyncio task per sink: lease a batch in order -> send -> delete only after the ack.
 
+While a full batch is out waiting for its acknowledgement the next one is leased (the
+outbox's writer thread reads it meanwhile); it is sent only after the first succeeded.
+If the first fails, the early-leased batch goes back untouched (not counted as
+retried, not marked replayed) and both are leased again, in order.
+
 unavailable -> the batch goes back to ready, capped exponential backoff with jitter;
 rejected    -> the named records (all, when none are named) go to dead with the
                reason, the rest are sent again at once;
@@ -13,8 +18,9 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agent.logutil import RepeatLimiter
 from agent.outbox.backoff import Backoff
@@ -61,6 +67,7 @@ class Forwarder:
         self._task: asyncio.Task[None] | None = None
         self._state = ForwarderState.STOPPED
         self._leased: list[int] = []  # in flight now
+        self._prefetch: asyncio.Task[list[Leased]] | None = None  # the next batch, leased early
         self._unacked: list[int] = []  # acknowledged by the sink, delete failed: try again
         self._acks: set[asyncio.Future[int]] = set()  # deletes queued, not yet committed
         self._last_error: str | None = None
@@ -129,7 +136,7 @@ class Forwarder:
             except StoreUnavailable:
                 self._unacked = retry + self._unacked
                 raise
-        batch = await self._outbox.lease(self.name, self._policy.batch_size)
+        batch = await self._prefetched() or await self._lease()
         if not batch:
             return None
         self._leased = [item.seq for item in batch]
@@ -138,10 +145,17 @@ class Forwarder:
             return True
         return await self._deliver(batch)
 
+    def _lease(self) -> Coroutine[Any, Any, list[Leased]]:
+        decode = not getattr(self._sink, "sends_stored_json", False)
+        return self._outbox.lease(self.name, self._policy.batch_size, decode)
+
     async def _deliver(self, batch: Sequence[Leased]) -> bool:
         self._state = ForwarderState.SENDING
+        send = asyncio.ensure_future(self._sink.send([item.record for item in batch]))
+        if len(batch) == self._policy.batch_size:  # probably more behind it: lease them now
+            self._prefetch = asyncio.ensure_future(self._lease())
         try:
-            await self._sink.send([item.record for item in batch])
+            await send
         except SinkUnavailable as exc:
             return await self._failed(str(exc) or type(exc).__name__)
         except SinkRejected as exc:
@@ -195,8 +209,29 @@ class Forwarder:
         self._last_error = error
         self._down.failure("unavailable: %s; records stay in the outbox", error)
 
+    async def _prefetched(self) -> list[Leased]:
+        task, self._prefetch = self._prefetch, None
+        return await task if task is not None else []
+
+    async def _return_prefetched(self) -> None:
+        """The early-leased batch was never sent: back to ready as it was."""
+        task, self._prefetch = self._prefetch, None
+        if task is None:
+            return
+        try:
+            batch = await task
+        except StoreUnavailable:
+            return  # not leased (or in flight until the next start): nothing lost either way
+        if batch:
+            try:
+                await self._outbox.unlease(self.name, [item.seq for item in batch])
+            except StoreUnavailable as exc:
+                log.warning("sink %s: cannot return %d early-leased record(s) (%s); they are "
+                            "ready again at the next start", self.name, len(batch), exc)
+
     async def _give_back(self) -> None:
         """Return the leased records to ready (they are re-sent first, marked replayed)."""
+        await self._return_prefetched()
         leased, self._leased = self._leased, []
         if leased:
             try:

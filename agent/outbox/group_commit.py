@@ -51,6 +51,7 @@ class _Job:
     durable: bool
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    records: int  # records it stores (for the records-per-commit figure)
     changes: Changes = field(default_factory=Changes)
 
 
@@ -90,14 +91,16 @@ class GroupCommitWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def submit(self, op: Op, durable: bool) -> asyncio.Future[Any]:
-        """Queue `op(conn, changes)`; the future resolves after its transaction committed."""
+    def submit(self, op: Op, durable: bool, records: int | None = None) -> asyncio.Future[Any]:
+        """Queue `op(conn, changes)`; the future resolves after its transaction committed.
+        `records`: how many records it stores (statistics only; default 1 if durable)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self._closed:
             fut.set_exception(StoreUnavailable("outbox is closed"))
         else:
-            self._queue.put(_Job(op, durable, fut, loop))
+            self._queue.put(_Job(op, durable, fut, loop,
+                                 int(durable) if records is None else records))
         return fut
 
     async def close(self) -> None:
@@ -161,7 +164,7 @@ class GroupCommitWriter:
 
     def _transaction(self, jobs: list[_Job]) -> None:
         tx = Changes()
-        results: list[tuple[_Job, Any, BaseException | None]] = []
+        results: list[Outcome] = []
         conn = self._conn
         try:
             self._set_sync(any(j.durable for j in jobs))
@@ -174,15 +177,13 @@ class GroupCommitWriter:
             self._rollback()
             self._hooks.after_failure(exc)
             err: StoreUnavailable = (DiskFull if is_disk_full(exc) else StoreUnavailable)(str(exc))
-            for job in jobs:
-                _settle(job, None, err)
+            _settle_all([(job, None, err) for job in jobs])
             return
-        records = sum(1 for j in jobs if j.durable)
+        records = sum(j.records for j in jobs)
         self._guarded(lambda c: self._hooks.after_commit(c, tx, records))
-        for job, result, error in results:
-            _settle(job, result, error)
+        _settle_all(results)
 
-    def _run_one(self, job: _Job, tx: Changes) -> tuple[_Job, Any, BaseException | None]:
+    def _run_one(self, job: _Job, tx: Changes) -> Outcome:
         conn = self._conn
         conn.execute("SAVEPOINT op")
         job.changes.parent = tx
@@ -228,7 +229,7 @@ class GroupCommitWriter:
             except queue.Empty:
                 break
             if isinstance(item, _Job):
-                _settle(item, None, StoreUnavailable("outbox is closed"))
+                _settle_all([(item, None, StoreUnavailable("outbox is closed"))])
         self._guarded(self._hooks.on_close)
         self._conn.close()
 
@@ -241,15 +242,26 @@ def flush_counters(conn: sqlite3.Connection, tx: Changes) -> None:
             "ON CONFLICT (sink, name) DO UPDATE SET value = value + excluded.value", rows)
 
 
-def _settle(job: _Job, result: Any, error: BaseException | None) -> None:
-    def settle() -> None:
+Outcome = tuple[_Job, Any, BaseException | None]
+
+
+def _settle_all(outcomes: list[Outcome]) -> None:
+    """Resolve the futures of a transaction: one wake-up of each loop, not one per caller."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, part in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, part)
+        except RuntimeError:
+            pass  # the loop is gone (shutdown): nobody is waiting any more
+
+
+def _resolve(outcomes: list[Outcome]) -> None:
+    for job, result, error in outcomes:
         if job.future.done():
-            return
+            continue
         if error is not None:
             job.future.set_exception(error)
         else:
             job.future.set_result(result)
-    try:
-        job.loop.call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop is gone (shutdown): nobody is waiting any more

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from agent.outbox.codec import Encoded, Leased, decode, insert_row
+from agent.outbox.codec import Encoded, Leased, decode, insert_row, insert_rows
 from agent.outbox.stats import COUNTERS, Changes
 from agent.sinks.outbox_policy import OutboxPolicy
 
@@ -28,6 +28,22 @@ def insert(conn: sqlite3.Connection, ch: Changes, e: Encoded, policy: OutboxPoli
     insert_row(conn, e, e.created_ts + policy.max_age_s)
     ch.add(e.sink, depth=1, nbytes=e.size)
     return True
+
+
+def insert_many(conn: sqlite3.Connection, ch: Changes, encoded: Sequence[Encoded],
+                policy: OutboxPolicy, held_bytes: int) -> list[bool]:
+    """`insert` for each, in order; one statement for all when they fit the bound as they are."""
+    if not encoded:
+        return []
+    sink = encoded[0].sink
+    total = sum(e.size for e in encoded)
+    largest = max(e.size for e in encoded)
+    if (largest > policy.max_bytes or any(e.sink != sink for e in encoded)
+            or held_bytes + ch.pending_bytes(sink) + total > policy.max_bytes):
+        return [insert(conn, ch, e, policy, held_bytes) for e in encoded]
+    insert_rows(conn, encoded, policy.max_age_s)
+    ch.add(sink, depth=len(encoded), nbytes=total)
+    return [True] * len(encoded)
 
 
 def _heads(conn: sqlite3.Connection, sink: str, status: str) -> list[tuple[int, int, float]]:
@@ -78,14 +94,14 @@ def evict_expired(conn: sqlite3.Connection, ch: Changes, sink: str, now: float) 
 
 
 def lease(conn: sqlite3.Connection, ch: Changes, sink: str, limit: int,
-          replay_upto_seq: int) -> list[Leased]:
+          replay_upto_seq: int, decode_payload: bool = True) -> list[Leased]:
     rows = conn.execute(
-        "SELECT seq, id, kind, line, station, created, payload, attempts FROM records "
-        "WHERE sink = ? AND status = 'ready' ORDER BY seq LIMIT ?", (sink, limit)).fetchall()
-    if rows:
-        conn.executemany("UPDATE records SET status = 'inflight', attempts = attempts + 1 "
-                         "WHERE seq = ?", [(r[0],) for r in rows])
-    return [decode(r, replayed=r[7] > 0 or r[0] <= replay_upto_seq) for r in rows]
+        "UPDATE records SET status = 'inflight', attempts = attempts + 1 WHERE seq IN "
+        "(SELECT seq FROM records WHERE sink = ? AND status = 'ready' ORDER BY seq LIMIT ?) "
+        "RETURNING seq, id, kind, line, station, created, payload, attempts - 1",
+        (sink, limit)).fetchall()
+    rows.sort()  # RETURNING does not promise an order
+    return [decode(r, r[7] > 0 or r[0] <= replay_upto_seq, decode_payload) for r in rows]
 
 
 def _take(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[tuple[int, int]]:
@@ -100,17 +116,31 @@ def _take(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[tuple[int, int]
 
 
 def ack(conn: sqlite3.Connection, ch: Changes, sink: str, seqs: Sequence[int]) -> int:
-    rows = _take(conn, seqs)
-    conn.executemany("DELETE FROM records WHERE seq = ?", [(r[0],) for r in rows])
-    ch.add(sink, depth=-len(rows), nbytes=-sum(r[1] for r in rows))
-    ch.count(sink, "sent", len(rows))
-    return len(rows)
+    n = nbytes = 0
+    for i in range(0, len(seqs), 500):
+        part = list(seqs[i:i + 500])
+        marks = ",".join("?" * len(part))
+        for (size,) in conn.execute(f"DELETE FROM records WHERE status = 'inflight' "
+                                    f"AND seq IN ({marks}) RETURNING size", part):
+            n += 1
+            nbytes += size
+    ch.add(sink, depth=-n, nbytes=-nbytes)
+    ch.count(sink, "sent", n)
+    return n
 
 
 def release(conn: sqlite3.Connection, ch: Changes, sink: str, seqs: Sequence[int]) -> int:
     rows = _take(conn, seqs)
     conn.executemany("UPDATE records SET status = 'ready' WHERE seq = ?", [(r[0],) for r in rows])
     ch.count(sink, "retried", len(rows))
+    return len(rows)
+
+
+def unlease(conn: sqlite3.Connection, ch: Changes, sink: str, seqs: Sequence[int]) -> int:
+    """Undo the lease of records that were never sent: ready again, the attempt not counted."""
+    rows = _take(conn, seqs)
+    conn.executemany("UPDATE records SET status = 'ready', attempts = attempts - 1 WHERE seq = ?",
+                     [(r[0],) for r in rows])
     return len(rows)
 
 

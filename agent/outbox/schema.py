@@ -112,8 +112,14 @@ def move_aside(path: Path, why: str) -> Path:
     return target
 
 
+MIN_SQLITE = (3, 35, 0)  # UPDATE/DELETE ... RETURNING (Debian 12: 3.40)
+
+
 def open_or_replace(path: Path, synchronous: str) -> tuple[sqlite3.Connection, Path | None]:
     """Open the outbox; a corrupt or foreign file is moved aside and a new store created."""
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise RuntimeError(f"outbox {path}: SQLite {sqlite3.sqlite_version} is too old; "
+                           f"{'.'.join(map(str, MIN_SQLITE))} or newer is needed (RETURNING)")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return connect(path, synchronous), None

@@ -13,9 +13,10 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from agent.config.models import OutboxSettings
 from agent.logutil import RepeatLimiter
@@ -80,26 +81,64 @@ class Outbox:
 
     async def enqueue(self, sink: str, record: Record) -> bool:
         """Commit `record` for `sink`; True once durable, False if refused (always counted)."""
+        return (await self.enqueue_many(sink, [record]))[0]
+
+    async def enqueue_many(self, sink: str, records: Sequence[Record]) -> list[bool]:
+        """Commit `records` for `sink`, in this order, in one transaction; for each: True once
+        durable, False if refused (always counted). A caller holding several records at once
+        (the record router after a burst) pays one commit for all of them."""
+        return await self.enqueue_many_queued(sink, records)
+
+    def enqueue_many_queued(self, sink: str,
+                            records: Sequence[Record]) -> Coroutine[Any, Any, list[bool]]:
+        """`enqueue_many`, but the records are encoded and queued for the writer before this
+        returns: calls made one after another commit in that order. Await the result."""
+        encoded: list[tuple[int, Encoded]] = []
+        for i, record in enumerate(records):
+            try:
+                encoded.append((i, encode(sink, record)))
+            except Exception:  # noqa: BLE001 - a record problem must not stop inspection
+                log.exception("outbox: cannot store record %s for sink %s", record.id, sink)
+                self._book.count(sink, "refused")
+                self._book.update_store(errors=self._book.store.errors + 1)
+        fut = None
+        if encoded:
+            fut = self._writer.submit(partial(self._insert_all, [e for _, e in encoded]),
+                                      durable=True, records=len(encoded))
+        return self._stored(sink, records, encoded, fut)
+
+    async def _stored(self, sink: str, records: Sequence[Record],
+                      encoded: list[tuple[int, Encoded]],
+                      fut: asyncio.Future[list[bool]] | None) -> list[bool]:
+        stored = [False] * len(records)
+        if fut is None:
+            return stored
         try:
-            enc = encode(sink, record)
-            stored = bool(await self._writer.submit(partial(self._insert, enc), durable=True))
+            done = await fut
         except StoreUnavailable as exc:
-            self._book.count(sink, "refused")
-            self._refusing.failure("%s for sink %s: %s", record.id, sink, exc)
-            return False
-        except Exception:  # noqa: BLE001 - a record problem must not stop inspection
-            log.exception("outbox: cannot store record %s for sink %s", record.id, sink)
-            self._book.count(sink, "refused")
-            self._book.update_store(errors=self._book.store.errors + 1)
-            return False
-        if stored:
+            self._book.count(sink, "refused", len(encoded))
+            self._refusing.failure("%d record(s) for sink %s, first %s: %s", len(encoded),
+                                   sink, records[encoded[0][0]].id, exc)
+            return stored
+        for (i, _), ok in zip(encoded, done, strict=True):
+            stored[i] = ok
+        if all(done):
             self._refusing.recovered("records are stored again")
+        else:
+            first = records[encoded[done.index(False)][0]].id
+            self._refusing.failure("%s for sink %s: outbox bound reached (on_full=%s)",
+                                   first, sink, self.policy(sink).on_full)
+        if any(done):
             for wake in self._listeners.get(sink, ()):
                 wake()
-        else:
-            self._refusing.failure("%s for sink %s: outbox bound reached (on_full=%s)",
-                                   record.id, sink, self.policy(sink).on_full)
         return stored
+
+    def _insert_all(self, encoded: list[Encoded], conn: sqlite3.Connection,
+                    ch: Changes) -> list[bool]:
+        sink = encoded[0].sink
+        policy = self.policy(sink)
+        self._maybe_sweep(conn, ch, sink, policy)
+        return queries.insert_many(conn, ch, encoded, policy, self._book.bytes_of(sink))
 
     def _insert(self, enc: Encoded, conn: sqlite3.Connection, ch: Changes) -> bool:
         policy = self.policy(enc.sink)
@@ -115,11 +154,12 @@ class Outbox:
 
     # --- forwarders ----------------------------------------------------------
 
-    async def lease(self, sink: str, limit: int) -> list[Leased]:
-        """The next `limit` ready records of `sink`, in order, now in flight."""
+    async def lease(self, sink: str, limit: int, decode_payload: bool = True) -> list[Leased]:
+        """The next `limit` ready records of `sink`, in order, now in flight. With
+        `decode_payload=False` the payloads are left as the stored JSON (`payload_json`)."""
         def op(conn: sqlite3.Connection, ch: Changes) -> list[Leased]:
             self._maybe_sweep(conn, ch, sink, self.policy(sink))
-            return queries.lease(conn, ch, sink, limit, self._replay_upto)
+            return queries.lease(conn, ch, sink, limit, self._replay_upto, decode_payload)
         result: list[Leased] = await self._writer.submit(op, durable=False)
         return result
 
@@ -135,6 +175,12 @@ class Outbox:
     async def release(self, sink: str, seqs: Sequence[int]) -> int:
         """The send failed: back to ready, first in line (counted as retried)."""
         n: int = await self._writer.submit(partial(_call, queries.release, sink, seqs),
+                                           durable=False)
+        return n
+
+    async def unlease(self, sink: str, seqs: Sequence[int]) -> int:
+        """Leased but never sent (a forwarder's read-ahead): back to ready as they were."""
+        n: int = await self._writer.submit(partial(_call, queries.unlease, sink, seqs),
                                            durable=False)
         return n
 

@@ -1,20 +1,27 @@
 """Records -> the durable outbox, in order per sink, then wake that sink's forwarder.
 
 One task drains a queue so that records of one sink are enqueued in the order
-the decision engine produced them; `enqueue` returns only after the commit.
+the decision engine produced them. It takes everything waiting at once (up to
+MAX_BATCH) and commits each sink's share in one transaction: a burst of records
+costs one fsync, not one per record. While one batch is being committed the next
+is gathered and queued behind it (DEPTH batches at most): the outbox's writer
+takes operations in the order they were queued, so the order holds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
 from agent.types import Record
 
 log = logging.getLogger(__name__)
+MAX_BATCH = 512
+DEPTH = 2
 
 
 class RecordRouter:
@@ -45,28 +52,52 @@ class RecordRouter:
         self._task = None
 
     async def _run(self) -> None:
-        while True:
-            record = await self._queue.get()
-            if record is None:
-                return
-            await self._route(record)
+        committing: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < MAX_BATCH and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                while len(committing) >= DEPTH:
+                    _, committing = await asyncio.wait(committing,
+                                                       return_when=asyncio.FIRST_COMPLETED)
+                records = [r for r in batch if r is not None]
+                if records:  # queued for the writer now, in order; the results come later
+                    committing.add(asyncio.create_task(self._route(records)))
+                if None in batch:
+                    return
+        finally:
+            if committing:
+                await asyncio.wait(committing)
 
-    async def _route(self, record: Record) -> None:
-        sinks = self.sinks_for(record)
-        if not sinks:
-            self.unrouted += 1
-            log.debug("record %s (%s) has no sink", record.id, record.kind)
-            return
-        for sink in sinks:
+    def _route(self, records: list[Record]) -> Coroutine[Any, Any, None]:
+        """Queue each sink's share for the outbox now; the coroutine settles the counts."""
+        per_sink: dict[str, list[Record]] = {}
+        for record in records:
+            sinks = self.sinks_for(record)
+            if not sinks:
+                self.unrouted += 1
+                log.debug("record %s (%s) has no sink", record.id, record.kind)
+            for sink in sinks:
+                per_sink.setdefault(sink, []).append(record)
+        queued = []
+        for sink, share in per_sink.items():
             try:
-                ok = await self.outbox.enqueue(sink, record)
+                queued.append((sink, len(share), self.outbox.enqueue_many_queued(sink, share)))
             except Exception:  # the outbox reports its own errors; never kill the router
                 log.exception("outbox enqueue failed for sink %s", sink)
-                ok = False
-            if ok:
-                self.routed += 1
-                fwd = self.forwarders.get(sink)
-                if fwd is not None:
-                    fwd.wake()
-            else:
-                self.refused += 1
+                self.refused += len(share)
+        return self._settle(queued)
+
+    async def _settle(self, queued: list[tuple[str, int, Coroutine[Any, Any, list[bool]]]]) -> None:
+        for sink, n, result in queued:
+            try:
+                ok = sum(await result)
+            except Exception:  # the outbox reports its own errors; never kill the router
+                log.exception("outbox enqueue failed for sink %s", sink)
+                ok = 0
+            self.routed += ok
+            self.refused += n - ok
+            fwd = self.forwarders.get(sink)
+            if ok and fwd is not None:
+                fwd.wake()

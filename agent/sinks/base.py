@@ -49,6 +49,9 @@ class SinkState(enum.StrEnum):
 
 @runtime_checkable
 class Sink(Protocol):
+    """A sink may also set `sends_stored_json = True`: it sends records with `wire_bytes`, so
+    the forwarder leases them without decoding their payloads (`Record.payload_json`)."""
+
     name: str
 
     @property
@@ -73,7 +76,27 @@ class SinkContext:
 
 def wire_payload(record: Record) -> dict[str, Any]:
     """The JSON object every sink sends for a record: its payload plus `replayed`."""
-    return {**record.payload, "replayed": record.replayed}
+    payload = record.payload
+    if record.payload_json is not None and not payload:  # leased without decoding
+        payload = json.loads(record.payload_json)
+    return {**payload, "replayed": record.replayed}
+
+
+def wire_bytes(record: Record) -> bytes:
+    """`encode_json(wire_payload(record))`, spliced from the stored JSON when the record has it
+    (same object, same member order; no decode and encode again per send)."""
+    raw = record.payload_json
+    if raw is None or not _spliceable(raw):
+        return encode_json(wire_payload(record))
+    tail = '"replayed":true}' if record.replayed else '"replayed":false}'
+    return (raw[:-1] + ("," if raw != "{}" else "") + tail).encode("utf-8")
+
+
+def _spliceable(raw: str) -> bool:
+    """A JSON object without a `replayed` member, NaN or infinities (those take the slow path,
+    where `encode_json` refuses what is not JSON and the record is rejected, as ever)."""
+    return (raw[:1] == "{" and raw[-1:] == "}" and '"replayed"' not in raw
+            and "NaN" not in raw and "Infinity" not in raw)
 
 
 def encode_json(obj: Any) -> bytes:

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 from agent.config.base import Strict
 from agent.sinks.base import SinkContext
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.sinks.outbox_policy import MqttOutboxPolicy
 from agent.sinks.tls import TlsConfig
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class MqttSinkConfig(Strict):
     session_expiry_s: int = Field(3600, ge=0, description="MQTT 5 session expiry: how long the broker keeps this client's session (persistent session) while it is offline.")
     ack_timeout_s: float = Field(10.0, gt=0, description="A send waits this long for every PUBACK, then counts as 'unavailable' (retried).")
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff.")
-    outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
+    outbox: MqttOutboxPolicy = Field(default_factory=MqttOutboxPolicy, description="Outbox bounds for this sink.")
 
 
 def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:

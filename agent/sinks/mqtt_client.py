@@ -89,18 +89,22 @@ class PackedProperties(Properties):
     ever calls `pack()` (and `str()` for debug logs) on the properties of a PUBLISH."""
 
     _packed: bytes
-    _text: str
+    _expiry: int | None
+    _record_id: str | None
 
-    def __init__(self, packed: bytes, text: str) -> None:  # no super().__init__: nothing to set
+    def __init__(self, packed: bytes, expiry_s: int | None, record_id: str | None) -> None:
+        # no super().__init__: nothing to set
         object.__setattr__(self, "packetType", PacketTypes.PUBLISH)
         object.__setattr__(self, "_packed", packed)
-        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_expiry", expiry_s)
+        object.__setattr__(self, "_record_id", record_id)
 
     def pack(self) -> bytes:
         return self._packed
 
     def __str__(self) -> str:
-        return self._text
+        return (f"[PayloadFormatIndicator: 1, MessageExpiryInterval: {self._expiry}, "
+                f"ContentType: application/json, UserProperty: record_id={self._record_id}]")
 
 
 def _utf8(text: str) -> bytes:
@@ -121,9 +125,7 @@ def publish_properties(expiry_s: int | None, record_id: str | None = None) -> Pr
     buf += _CONTENT_TYPE
     if record_id is not None:
         buf += b"\x26" + _utf8("record_id") + _utf8(record_id)
-    text = f"[PayloadFormatIndicator: 1, MessageExpiryInterval: {expiry_s}, " \
-           f"ContentType: application/json, UserProperty: record_id={record_id}]"
-    return PackedProperties(VariableByteIntegers.encode(len(buf)) + buf, text)
+    return PackedProperties(VariableByteIntegers.encode(len(buf)) + buf, expiry_s, record_id)
 
 
 def build_client(cfg: MqttSinkConfig, ctx: SinkContext, status_topic: str,

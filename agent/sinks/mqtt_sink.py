@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from agent.sinks.base import (
     SinkState,
     SinkUnavailable,
     encode_json,
-    wire_payload,
+    wire_bytes,
 )
 from agent.sinks.mqtt_client import (
     RecordingClient,
@@ -52,6 +52,34 @@ PAHO_MAX_PAYLOAD = 268_435_455
 CLOSE_ACK_TIMEOUT_S = 2.0
 
 
+class _Acks:
+    """The PUBACKs one send waits for: one future for the whole batch, settled by the last."""
+
+    __slots__ = ("future", "waiting", "refused", "acked")
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+        self.waiting = 0
+        self.refused: dict[str, str] = {}  # record id -> the broker's reason
+        self.acked = 0
+
+    def add(self) -> None:
+        self.waiting += 1
+
+    def settle(self, record_id: str, reason: ReasonCode) -> None:
+        if reason.is_failure:
+            self.refused[record_id] = f"broker refused: {reason} (0x{int(reason.value):02X})"
+        else:
+            self.acked += 1
+        self.waiting -= 1
+        if self.waiting == 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
+
+
 @dataclass
 class MqttSinkStats:
     published: int = 0  # records handed to the broker
@@ -70,6 +98,8 @@ class MqttSinkStats:
 
 
 class MqttSink:
+    sends_stored_json = True  # records go out as `wire_bytes`: no payload decoding per lease
+
     def __init__(self, name: str, cfg: MqttSinkConfig, ctx: SinkContext,
                  client: RecordingClient, topics: TopicMap, policy: CommandPolicy) -> None:
         self.name = name
@@ -82,12 +112,13 @@ class MqttSink:
         self._state = SinkState.STARTING
         self._stats = MqttSinkStats()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[int, tuple[asyncio.Future[ReasonCode], str]] = {}
+        self._pending: dict[int, tuple[_Acks, str]] = {}  # mid -> its send's acks, record id
         self._untracked: set[int] = set()  # status/telemetry/command replies: acks not awaited
         # PUBACKs arrive on paho's thread; they are handed to the loop in bunches (one
-        # wake-up per bunch, not per message), in arrival order
-        self._acks: list[tuple[int, ReasonCode]] = []
-        self._acks_lock = threading.Lock()
+        # wake-up per bunch, not per message), in arrival order. deque appends and pops are
+        # atomic; a drain is posted when none is pending (see _cb_publish / _drain_acks)
+        self._acks: deque[tuple[int, ReasonCode]] = deque()
+        self._drain_posted = False
         self._birth: dict[str, Any] = {}
         self._handler: Callable[[OperatorCommand], None] | None = None
         self._max_payload = PAHO_MAX_PAYLOAD
@@ -129,18 +160,24 @@ class MqttSink:
         if self._state is not SinkState.CONNECTED:
             self._stats.unavailable += 1
             raise SinkUnavailable(f"{self.where}: not connected ({self._why_down()})")
+        assert self._loop is not None
+        acks = _Acks(self._loop.create_future())
         refused: dict[str, str] = {}
-        waits: list[tuple[asyncio.Future[ReasonCode], str]] = []
+        mids: list[int] = []
+        now = datetime.now(UTC)
+        v5 = is_v5(self.client)
         try:
             for record in batch:
                 try:
-                    waits.append((self._publish_record(record), record.id))
+                    mids.append(self._publish_record(record, acks, now, v5))
                 except ValueError as exc:
                     refused[record.id] = str(exc)
         except SinkUnavailable:
-            self._forget({f for f, _ in waits})
+            self._forget(mids)
             raise
-        await self._await_acks(waits, refused)
+        if mids:
+            await self._await_acks(acks, mids)
+        refused.update(acks.refused)
         if refused:
             self._stats.rejected += len(refused)
             first = next(iter(refused.items()))
@@ -178,64 +215,50 @@ class MqttSink:
 
     # ---- records --------------------------------------------------------------------
 
-    def _publish_record(self, record: Record) -> asyncio.Future[ReasonCode]:
+    def _publish_record(self, record: Record, acks: _Acks, now: datetime, v5: bool) -> int:
         kind = str(record.kind)
         topic = self.topics.record_topic(record)
-        data = encode_json(wire_payload(record))
+        data = wire_bytes(record)
         if len(data) > self._max_payload:
             raise ValueError(f"payload of {len(data)} bytes does not fit the broker's maximum "
                              f"packet size ({self._max_payload} bytes left for the payload)")
         props = None
-        if is_v5(self.client):
-            expiry = self.topics.expiry_s(kind, record.created, datetime.now(UTC))
-            props = publish_properties(expiry, record.id)
+        if v5:
+            props = publish_properties(self.topics.expiry_s(kind, record.created, now), record.id)
         info = self.client.publish(topic, data, qos=self.topics.qos(kind), properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._stats.unavailable += 1
             raise SinkUnavailable(f"{self.where}: publish failed: {mqtt.error_string(info.rc)}")
         self._stats.published += 1
-        return self._register(info.mid, record.id)
+        acks.add()
+        self._pending[info.mid] = (acks, record.id)
+        return int(info.mid)
 
-    def _register(self, mid: int, record_id: str) -> asyncio.Future[ReasonCode]:
-        assert self._loop is not None
-        fut: asyncio.Future[ReasonCode] = self._loop.create_future()
-        self._pending[mid] = (fut, record_id)
-        return fut
-
-    async def _await_acks(self, waits: list[tuple[asyncio.Future[ReasonCode], str]],
-                          refused: dict[str, str]) -> None:
-        if not waits:
-            return
-        futs = [f for f, _ in waits]
-        done, not_done = await asyncio.wait(futs, timeout=self.cfg.ack_timeout_s)
-        if not_done:
-            self._forget(not_done)
+    async def _await_acks(self, acks: _Acks, mids: list[int]) -> None:
+        try:
+            await asyncio.wait_for(acks.future, self.cfg.ack_timeout_s)
+        except TimeoutError:
+            self._forget(mids)
             self._stats.unavailable += 1
-            raise SinkUnavailable(f"{self.where}: {len(not_done)} of {len(futs)} PUBACK(s) "
-                                  f"not received within {self.cfg.ack_timeout_s:g} s")
-        for fut, record_id in waits:
-            exc = fut.exception()
-            if exc is not None:
-                self._stats.unavailable += 1
-                raise SinkUnavailable(f"{self.where}: {exc}")
-            rc = fut.result()
-            if rc.is_failure:
-                refused[record_id] = f"broker refused: {rc} (0x{int(rc.value):02X})"
-            else:
-                self._stats.acked += 1
+            raise SinkUnavailable(f"{self.where}: {acks.waiting} of {len(mids)} PUBACK(s) "
+                                  f"not received within {self.cfg.ack_timeout_s:g} s") from None
+        except asyncio.CancelledError:
+            self._forget(mids)
+            raise
+        except SinkUnavailable as exc:
+            self._stats.unavailable += 1
+            raise SinkUnavailable(f"{self.where}: {exc}") from None
+        self._stats.acked += acks.acked
 
-    def _forget(self, futs: set[asyncio.Future[ReasonCode]]) -> None:
-        for mid in [m for m, (f, _) in self._pending.items() if f in futs]:
-            del self._pending[mid]
-        for f in futs:
-            f.cancel()
+    def _forget(self, mids: list[int]) -> None:
+        for mid in mids:
+            self._pending.pop(mid, None)
 
     def _fail_pending(self, why: str) -> None:
         self._untracked.clear()
         pending, self._pending = self._pending, {}
-        for fut, _ in pending.values():
-            if not fut.done():
-                fut.set_exception(SinkUnavailable(f"connection lost before PUBACK ({why})"))
+        for acks, _ in pending.values():
+            acks.fail(SinkUnavailable(f"connection lost before PUBACK ({why})"))
 
     # ---- status / telemetry ---------------------------------------------------------
 
@@ -263,9 +286,12 @@ class MqttSink:
                                    properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return
-        fut = self._register(info.mid, "status")
+        assert self._loop is not None
+        acks = _Acks(self._loop.create_future())
+        acks.add()
+        self._pending[info.mid] = (acks, "status")
         try:
-            await asyncio.wait_for(fut, CLOSE_ACK_TIMEOUT_S)
+            await asyncio.wait_for(acks.future, CLOSE_ACK_TIMEOUT_S)
         except (TimeoutError, SinkUnavailable):
             log.warning("%s: offline status not acknowledged; the Last Will covers it", self.where)
 
@@ -294,10 +320,9 @@ class MqttSink:
 
     def _cb_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Any) -> None:
-        with self._acks_lock:
-            self._acks.append((mid, reason))
-            first = len(self._acks) == 1
-        if first:  # a drain is not scheduled yet; later acks join this bunch
+        self._acks.append((mid, reason))
+        if not self._drain_posted:  # later acks join this bunch
+            self._drain_posted = True
             self._post(self._drain_acks)
 
     def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -354,10 +379,10 @@ class MqttSink:
         self._connack_seen = False
 
     def _drain_acks(self) -> None:
-        with self._acks_lock:
-            acks, self._acks = self._acks, []
-        for mid, reason in acks:
-            self._on_ack(mid, reason)
+        self._drain_posted = False  # before draining: an ack appended from now on is either
+        acks = self._acks           # drained below or posts a new drain
+        while acks:
+            self._on_ack(*acks.popleft())
 
     def _on_ack(self, mid: int, reason: ReasonCode) -> None:
         entry = self._pending.pop(mid, None)
@@ -367,8 +392,7 @@ class MqttSink:
         if entry is None:
             self._stats.late_acks += 1
             return
-        if not entry[0].done():
-            entry[0].set_result(reason)
+        entry[0].settle(entry[1], reason)
 
     def _why_down(self) -> str:
         return self._stats.last_error or str(self._state)

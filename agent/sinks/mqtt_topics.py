@@ -58,6 +58,8 @@ class TopicMap:
     qos_by_kind: Mapping[str, int] = field(default_factory=dict)
     expiry_by_kind: Mapping[str, int] = field(default_factory=dict)
     command_template: str = "{prefix}/{site}/agent/{agent_id}/cmd"
+    _topics: dict[tuple[str, str | None, str | None], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False)  # record topics made
 
     def __post_init__(self) -> None:
         check_level(self.site, "site")
@@ -77,16 +79,23 @@ class TopicMap:
 
     def record_topic(self, record: Record) -> str:
         """Topic of a record: the kind's template, else station- or agent-level default."""
-        kind = str(record.kind)
-        scoped = record.line is not None and record.station is not None
+        key = (str(record.kind), record.line, record.station)
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._record_topic(*key)
+            if len(self._topics) < 4096:  # a handful of lines x stations x kinds in practice
+                self._topics[key] = topic
+        return topic
+
+    def _record_topic(self, kind: str, line: str | None, station: str | None) -> str:
+        scoped = line is not None and station is not None
         if scoped:
-            check_level(record.line or "", "line")
-            check_level(record.station or "", "station")
+            check_level(line or "", "line")
+            check_level(station or "", "station")
         template = self.templates.get(kind)
         if template and (scoped or not {"line", "station"} & template_fields(template)):
-            return self._fill(template, kind, record.line, record.station)
-        return self._fill(STATION_TEMPLATE if scoped else AGENT_TEMPLATE, kind,
-                          record.line, record.station)
+            return self._fill(template, kind, line, station)
+        return self._fill(STATION_TEMPLATE if scoped else AGENT_TEMPLATE, kind, line, station)
 
     def agent_topic(self, kind: str) -> str:
         return self._fill(AGENT_TEMPLATE, kind)

@@ -16,3 +16,7 @@ class OutboxPolicy(Strict):
     batch_size: int = Field(50, ge=1, le=10000, description="Most records leased per send.")
     retry_initial_ms: int = Field(200, ge=10, description="First retry delay after 'unavailable'; doubles with jitter.")
     retry_cap_s: float = Field(30.0, gt=0, description="Cap of the retry backoff; a sink that comes back is drained within this plus one second.")
+
+
+class MqttOutboxPolicy(OutboxPolicy):
+    batch_size: int = Field(500, ge=1, le=10000, description="Most records leased per send. MQTT publishes a batch pipelined and waits once for all its PUBACKs, so large batches cost nothing in latency and keep the broker link busy.")

@@ -11,7 +11,7 @@ from pathlib import Path
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, ForwarderState, Outbox
 from agent.outbox.backoff import Backoff
-from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable
+from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
 from agent.sinks.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 
@@ -256,3 +256,35 @@ async def test_records_made_ready_by_another_process_are_picked_up(tmp_path: Pat
         await until(lambda: len(sink.delivered) == 2)
         assert sink.delivered[1].id == records[0].id and sink.delivered[1].replayed
         await until(lambda: rig.box.stats()["mes"].dead == 0)
+
+
+async def test_next_batch_leased_early_goes_back_untouched_when_a_send_fails(
+        tmp_path: Path) -> None:
+    sink = FlakySink()
+    sink.block = asyncio.Event()
+    rig = Rig(tmp_path, sink, policy(retry_initial_ms=300))  # one failure, then it is back
+    await rig.put([rec(i) for i in range(8)])  # two full batches
+    async with rig:
+        await until(lambda: len(sink.attempts) == 1)  # batch 1 out, batch 2 leased meanwhile
+        await until(lambda: rig.fwd._prefetch is not None and rig.fwd._prefetch.done())
+        sink.down = True
+        sink.block.set()
+        await until(lambda: rig.fwd.stats().state == ForwarderState.BACKOFF)
+        sink.block = None
+        sink.down = False
+        await until(lambda: len(sink.delivered) == 8)
+    assert ns(sink.delivered) == list(range(8))
+    assert [r.replayed for r in sink.delivered] == [True] * 4 + [False] * 4  # only batch 1 sent
+    assert rig.box.stats()["mes"].retried == 4
+
+
+async def test_sink_sending_stored_json_gets_records_without_decoded_payloads(
+        tmp_path: Path) -> None:
+    sink = FlakySink()
+    sink.sends_stored_json = True  # type: ignore[attr-defined]
+    async with Rig(tmp_path, sink, policy()) as rig:
+        await rig.put([rec(1)])
+        await until(lambda: len(sink.delivered) == 1)
+    (got,) = sink.delivered
+    assert got.payload == {} and got.payload_json == '{"schema_version":1,"n":1}'
+    assert wire_payload(got) == {"schema_version": 1, "n": 1, "replayed": False}

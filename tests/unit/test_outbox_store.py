@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -257,3 +258,75 @@ async def test_payload_that_is_not_json_is_stored_as_text(tmp_path: Path) -> Non
         assert leased.record.payload == {"when": "2026-01-01 00:00:00"}
     finally:
         await box.close()
+
+
+async def test_enqueue_many_is_one_commit_in_order(tmp_path: Path) -> None:
+    box = open_box(tmp_path)
+    try:
+        before = box.store_stats().commits
+        assert await box.enqueue_many("mes", [rec(i) for i in range(50)]) == [True] * 50
+        store = box.store_stats()
+        assert store.commits == before + 1 and store.records_committed == 50
+        assert [i.record.payload["n"] for i in await box.lease("mes", 100)] == list(range(50))
+    finally:
+        await box.close()
+
+
+async def test_enqueue_many_over_the_bound_refuses_each_one_that_does_not_fit(
+        tmp_path: Path) -> None:
+    box = open_box(tmp_path, max_bytes=4096, on_full="refuse_new")
+    try:
+        results = await box.enqueue_many("mes", [rec(i, size=200) for i in range(40)])
+        st = box.stats()["mes"]
+        assert results == [True] * st.depth + [False] * (40 - st.depth)
+        assert st.refused == 40 - st.depth > 0 and st.bytes <= 4096
+    finally:
+        await box.close()
+
+
+async def test_enqueue_many_evicts_the_oldest_to_make_room(tmp_path: Path) -> None:
+    box = open_box(tmp_path, max_bytes=4096)
+    try:
+        assert all(await box.enqueue_many("mes", [rec(i, size=200) for i in range(10)]))
+        assert all(await box.enqueue_many("mes", [rec(i, size=200) for i in range(10, 30)]))
+        st = box.stats()["mes"]
+        kept = [i.record.payload["n"] for i in await box.lease("mes", 100)]
+        assert st.evicted == 30 - len(kept) > 0 and kept == list(range(30 - len(kept), 30))
+    finally:
+        await box.close()
+
+
+async def test_lease_without_decoding_keeps_the_stored_json(tmp_path: Path) -> None:
+    box = open_box(tmp_path)
+    try:
+        r = rec(7)
+        await box.enqueue("mes", r)
+        (leased,) = await box.lease("mes", 1, decode_payload=False)
+        assert leased.record.payload == {}
+        assert leased.record.payload_json is not None
+        assert json.loads(leased.record.payload_json) == r.payload
+    finally:
+        await box.close()
+
+
+async def test_unlease_returns_records_as_if_never_leased(tmp_path: Path) -> None:
+    box = open_box(tmp_path)
+    try:
+        await box.enqueue_many("mes", [rec(i) for i in range(3)])
+        first = await box.lease("mes", 3)
+        assert await box.unlease("mes", [i.seq for i in first]) == 3
+        again = await box.lease("mes", 3)
+        assert [i.seq for i in again] == [i.seq for i in first]
+        assert [i.attempts for i in again] == [0, 0, 0]
+        assert not any(i.record.replayed for i in again)
+        assert box.stats()["mes"].retried == 0
+    finally:
+        await box.close()
+
+
+def test_too_old_sqlite_is_refused_naming_the_version(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.31\.1 is too old; 3\.35\.0 or newer"):
+        open_box(tmp_path)

@@ -1,0 +1,72 @@
+"""RecordRouter: records of a burst committed together, in order per sink, all counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.config.models import OutboxSettings
+from agent.outbox import Outbox
+from agent.runtime.records import RecordRouter
+from agent.sinks.outbox_policy import OutboxPolicy
+from agent.types import Record, RecordKind, new_event_id
+
+
+def rec(n: int, kind: RecordKind = RecordKind.DEFECT) -> Record:
+    return Record(id=new_event_id(), kind=kind, line="L1", station="S1",
+                  payload={"schema_version": 1, "n": n, "pad": "x" * 200})
+
+
+def sinks_for(r: Record) -> tuple[str, ...]:
+    if r.kind is RecordKind.DRIFT:
+        return ()
+    return ("mes", "file") if r.kind is RecordKind.DEFECT else ("mes",)
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def wake(self) -> None:
+        self.n += 1
+
+
+async def test_a_burst_is_committed_in_few_transactions_in_order_per_sink(
+        tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path / "o.sqlite3", OutboxSettings(),
+                      {"mes": OutboxPolicy(), "file": OutboxPolicy()})
+    wakes = Wakes()
+    router = RecordRouter(box, {"mes": wakes}, sinks_for)  # type: ignore[dict-item]
+    await router.start()
+    try:
+        before = box.store_stats().commits
+        kinds = [RecordKind.DEFECT, RecordKind.INSPECTION, RecordKind.DRIFT]
+        for i in range(300):
+            router.submit(rec(i, kinds[i % 3]))
+        await router.stop()  # everything submitted is committed before it returns
+        store = box.store_stats()
+        assert store.records_committed == 200 + 100  # mes: 200, file: 100
+        assert store.commits - before <= 4  # one burst: a handful of commits, not 300
+        mes = [i.record.payload["n"] for i in await box.lease("mes", 1000)]
+        file = [i.record.payload["n"] for i in await box.lease("file", 1000)]
+        assert mes == [i for i in range(300) if i % 3 != 2]
+        assert file == list(range(0, 300, 3))
+        assert (router.routed, router.unrouted, router.refused) == (300, 100, 0)
+        assert wakes.n >= 1
+    finally:
+        await box.close()
+
+
+async def test_records_over_the_bound_are_counted_refused(tmp_path: Path) -> None:
+    box = Outbox.open(tmp_path / "o.sqlite3", OutboxSettings(),
+                      {"mes": OutboxPolicy(max_bytes=4096, on_full="refuse_new")})
+    router = RecordRouter(box, {}, lambda r: ("mes",))
+    await router.start()
+    try:
+        for i in range(40):
+            router.submit(rec(i))
+        await router.stop()
+        st = box.stats()["mes"]
+        assert router.refused == st.refused == 40 - st.depth > 0
+        assert router.routed == st.depth
+    finally:
+        await box.close()
