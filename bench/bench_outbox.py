@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 import paho.mqtt.client as mqtt  # noqa: E402
 
 import agent.config  # noqa: E402,F401  (before plugin modules)
+from agent.app import SWITCH_INTERVAL_S  # noqa: E402
 from agent.config.models import OutboxSettings  # noqa: E402
 from agent.outbox import Forwarder, Outbox  # noqa: E402
 from agent.runtime.records import RecordRouter  # noqa: E402
@@ -45,7 +46,6 @@ from agent.sinks.base import SinkContext, SinkState  # noqa: E402
 from agent.sinks.mqtt import MqttSinkConfig, build  # noqa: E402
 from agent.sinks.outbox_policy import OutboxPolicy  # noqa: E402
 from agent.types import Record, RecordKind, new_event_id  # noqa: E402
-from agent.app import SWITCH_INTERVAL_S  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 
 PAYLOAD = {"schema_version": 1, "site": "plant1", "line": "L1", "station": "S1",
