@@ -13,7 +13,8 @@ Starts its own Mosquitto (tests/support/mosquitto.py) on a free port. Files go t
 temporary directory on the disk given by --dir (default: the system temp dir, which
 must not be tmpfs for the FULL figures to mean anything).
 
-    .venv/bin/python bench/bench_outbox.py [--seconds 3] [--trials 3] [--records 5000]
+    .venv/bin/python bench/bench_outbox.py [--seconds 2] [--trials 3] [--records 20000]
+        [--backlog 256] [--skip-enqueue] [--skip-drain]
 """
 
 from __future__ import annotations
