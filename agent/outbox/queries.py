@@ -32,14 +32,13 @@ def insert(conn: sqlite3.Connection, ch: Changes, e: Encoded, policy: OutboxPoli
 
 def insert_many(conn: sqlite3.Connection, ch: Changes, encoded: Sequence[Encoded],
                 policy: OutboxPolicy, held_bytes: int) -> list[bool]:
-    """`insert` for each, in order; one statement for all when they fit the bound as they are."""
+    """`insert` for each (all of one sink), in order; one statement for all when they fit the
+    bound as they are."""
     if not encoded:
         return []
     sink = encoded[0].sink
     total = sum(e.size for e in encoded)
-    largest = max(e.size for e in encoded)
-    if (largest > policy.max_bytes or any(e.sink != sink for e in encoded)
-            or held_bytes + ch.pending_bytes(sink) + total > policy.max_bytes):
+    if held_bytes + ch.pending_bytes(sink) + total > policy.max_bytes:
         return [insert(conn, ch, e, policy, held_bytes) for e in encoded]
     insert_rows(conn, encoded, policy.max_age_s)
     ch.add(sink, depth=len(encoded), nbytes=total)

@@ -140,11 +140,6 @@ class Outbox:
         self._maybe_sweep(conn, ch, sink, policy)
         return queries.insert_many(conn, ch, encoded, policy, self._book.bytes_of(sink))
 
-    def _insert(self, enc: Encoded, conn: sqlite3.Connection, ch: Changes) -> bool:
-        policy = self.policy(enc.sink)
-        self._maybe_sweep(conn, ch, enc.sink, policy)
-        return queries.insert(conn, ch, enc, policy, self._book.bytes_of(enc.sink))
-
     def _maybe_sweep(self, conn: sqlite3.Connection, ch: Changes, sink: str,
                      policy: OutboxPolicy) -> None:
         now = time.monotonic()

@@ -160,8 +160,7 @@ class MqttSink:
         if self._state is not SinkState.CONNECTED:
             self._stats.unavailable += 1
             raise SinkUnavailable(f"{self.where}: not connected ({self._why_down()})")
-        assert self._loop is not None
-        acks = _Acks(self._loop.create_future())
+        acks = self._new_acks()
         refused: dict[str, str] = {}
         mids: list[int] = []
         now = datetime.now(UTC)
@@ -230,9 +229,16 @@ class MqttSink:
             self._stats.unavailable += 1
             raise SinkUnavailable(f"{self.where}: publish failed: {mqtt.error_string(info.rc)}")
         self._stats.published += 1
-        acks.add()
-        self._pending[info.mid] = (acks, record.id)
+        self._track(acks, info.mid, record.id)
         return int(info.mid)
+
+    def _new_acks(self) -> _Acks:
+        assert self._loop is not None
+        return _Acks(self._loop.create_future())
+
+    def _track(self, acks: _Acks, mid: int, record_id: str) -> None:
+        acks.add()
+        self._pending[mid] = (acks, record_id)
 
     async def _await_acks(self, acks: _Acks, mids: list[int]) -> None:
         try:
@@ -286,10 +292,8 @@ class MqttSink:
                                    properties=props)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return
-        assert self._loop is not None
-        acks = _Acks(self._loop.create_future())
-        acks.add()
-        self._pending[info.mid] = (acks, "status")
+        acks = self._new_acks()
+        self._track(acks, info.mid, "status")
         try:
             await asyncio.wait_for(acks.future, CLOSE_ACK_TIMEOUT_S)
         except (TimeoutError, SinkUnavailable):
