@@ -166,11 +166,12 @@ class MqttSink:
         now = datetime.now(UTC)
         v5 = is_v5(self.client)
         try:
-            for record in batch:
-                try:
-                    mids.append(self._publish_record(record, acks, now, v5))
-                except ValueError as exc:
-                    refused[record.id] = str(exc)
+            with self.client.one_wakeup():
+                for record in batch:
+                    try:
+                        mids.append(self._publish_record(record, acks, now, v5))
+                    except ValueError as exc:
+                        refused[record.id] = str(exc)
         except SinkUnavailable:
             self._forget(mids)
             raise
