@@ -1,7 +1,7 @@
 """Inference pipeline overhead: one station vs bare session.run on the same session.
 
     .venv/bin/python bench/bench_inference.py [--model models/defect-cnn] [--frames 600]
-        [--rounds 5] [--size 320x240] [--codec MJPG] [--threads 1]
+        [--rounds 5] [--size 320x240] [--codec MJPG|mp4v|raw] [--threads 1]
 
 The script writes a video of synthetic conveyor frames (MJPG .avi by default) into a
 temporary directory, loads the model with load_model (CPU, `--threads` intra-op
@@ -14,6 +14,8 @@ load from other processes hits every variant alike:
   file -> LatestFrame -> InferenceWorker (pre -> session.run -> post) -> result handler.
   Frames/s = inspections / wall time; the ratio to the baseline is the figure of merit
   (target >= 0.90). Decoding runs on the capture thread, beside inference.
+  With `prepare_ahead` (the station default) the next frame is pre-processed on a second
+  thread while the model runs; the row after it is the same station with one worker thread.
 - pipeline, sequential: decode -> pre -> session.run -> post in one thread.
 - added latency per frame = everything but session.run:
   * in ModelRunner.infer (pre + post + bookkeeping; target p50/p99 <= 2 ms)
@@ -38,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.app import SWITCH_INTERVAL_S  # noqa: E402
 from agent.capture.factory import build_camera  # noqa: E402
 from agent.capture.sources.opencv_source import OpenCVCameraConfig  # noqa: E402
 from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
@@ -58,7 +61,8 @@ def write_video(path: Path, frames: int, size: tuple[int, int], codec: str) -> N
     scene = ConveyorScene(7, width=w, height=h, frames_per_part=2, defect_rate=0.5,
                           noise_std=4.0)
     distinct = [scene.next_frame().image for _ in range(min(60, frames))]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*codec), 30.0, (w, h))
+    fourcc = 0 if codec == "raw" else cv2.VideoWriter.fourcc(*codec)  # raw: uncompressed BGR
+    writer = cv2.VideoWriter(str(path), fourcc, 30.0, (w, h))
     if not writer.isOpened():
         raise SystemExit(f"cannot write {codec} video to {path}")
     for i in range(frames):
@@ -107,12 +111,13 @@ class Collected:
             self.end_to_end_added.append((now - ins.t_capture) * 1000 - ins.timings.infer_ms)
 
 
-def threaded_pipeline(runner: ModelRunner, video: Path, out: Collected) -> tuple[float, int, int]:
+def threaded_pipeline(runner: ModelRunner, video: Path, out: Collected,
+                      ahead: bool = True) -> tuple[float, int, int]:
     """(frames/s inspected, frames decoded, frames the slot replaced before inspection)."""
     cfg = OpenCVCameraConfig(type="opencv", source=str(video))
     cam = build_camera("bench", cfg, video.parent)
     slot = cam.subscribe()
-    worker = InferenceWorker("bench", runner, slot, 60_000.0, out)
+    worker = InferenceWorker("bench", runner, slot, 60_000.0, out, prepare_ahead=ahead)
     before = out.inspections
     worker.start()
     t0 = time.perf_counter()
@@ -161,6 +166,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the daemon runs (agent/app.py)
 
     runner = load_model("bench", ModelConfig(path=str(Path(args.model).resolve()),
                                              intra_op_threads=args.threads), Path("."))
@@ -172,7 +178,8 @@ def main() -> int:
         bare_runs: list[float] = []
         runner_added: list[float] = []
         collected = Collected()
-        rows: dict[str, list[float]] = {k: [] for k in ("bare", "decode", "threaded", "seq")}
+        rows: dict[str, list[float]] = {k: [] for k in ("bare", "decode", "threaded", "one",
+                                                        "seq")}
         replaced = decoded = 0
         for _ in range(args.rounds):
             rows["bare"].append(bare_fps(runner, inputs, bare_runs))
@@ -180,6 +187,7 @@ def main() -> int:
             fps, n_dec, n_drop = threaded_pipeline(runner, video, collected)
             rows["threaded"].append(fps)
             decoded, replaced = decoded + n_dec, replaced + n_drop
+            rows["one"].append(threaded_pipeline(runner, video, Collected(), ahead=False)[0])
             rows["seq"].append(sequential_pipeline(runner, video, runner_added))
         report(args, runner, rows, bare_runs, runner_added, collected, decoded, replaced)
     return 0
@@ -191,6 +199,7 @@ def report(args: argparse.Namespace, runner: ModelRunner, rows: dict[str, list[f
     med = {k: statistics.median(v) for k, v in rows.items()}
     ratios_thr = [t / b for t, b in zip(rows["threaded"], rows["bare"], strict=True)]
     ratios_seq = [s / b for s, b in zip(rows["seq"], rows["bare"], strict=True)]
+    ratios_one = [s / b for s, b in zip(rows["one"], rows["bare"], strict=True)]
     m = runner.manifest
     print(f"model {m.name} {m.version} on {runner.info.provider}, input {list(runner.pre.size)}, "
           f"intra_op_threads={args.threads}, spinning off; video {args.size} {args.codec}, "
@@ -200,6 +209,8 @@ def report(args: argparse.Namespace, runner: ModelRunner, rows: dict[str, list[f
     print(f"  pipeline, threaded (station)   {med['threaded']:9,.0f} frames/s   ratio "
           f"{statistics.median(ratios_thr):.2f} of bare (target >= {TARGET_RATIO:.2f}); "
           f"{decoded - replaced} of {decoded} decoded frames inspected, {c.errors} errors")
+    print(f"  same, prepare_ahead: false     {med['one']:9,.0f} frames/s   ratio "
+          f"{statistics.median(ratios_one):.2f} of bare (one worker thread: pre, run, post)")
     print(f"  pipeline, sequential           {med['seq']:9,.0f} frames/s   ratio "
           f"{statistics.median(ratios_seq):.2f} of bare")
     print(f"  added latency in ModelRunner.infer (all but session.run): {pct(runner_added)} "

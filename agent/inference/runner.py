@@ -11,6 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +27,17 @@ from agent.logutil import RepeatLimiter
 from agent.types import Finding, Frame, Inspection, ModelInfo, StageTimings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A frame pre-processed for the model (or the reason it could not be)."""
+
+    frame: Frame
+    x: np.ndarray | None
+    geom: Any
+    pre_ms: float
+    error: str | None
 
 
 class ModelRunner:
@@ -90,33 +103,48 @@ class ModelRunner:
     # -- inference -------------------------------------------------------------------------
 
     def infer(self, frame: Frame) -> Inspection:
-        t_start = self.clock()
-        age_ms = (t_start - frame.t_capture) * 1000.0
-        marks = [time.perf_counter()]
-        findings: tuple[Finding, ...] = ()
+        return self.finish(self.prepare(frame))
+
+    def prepare(self, frame: Frame) -> Prepared:
+        """Pre-processing alone (a worker may run it while the previous frame is inferred);
+        never raises: an error is carried to `finish`."""
+        t0 = time.perf_counter()
+        x: np.ndarray | None = None
+        geom: Any = None
         error: str | None = None
         try:
-            findings = self._run(frame, marks)
+            x, geom = self.pre(frame.pixels)
         except FrameError as exc:
             error = str(exc)
-        except Exception as exc:  # onnxruntime and numpy errors: this frame only
+        except Exception as exc:  # numpy / OpenCV errors: this frame only
             error = f"{type(exc).__name__}: {exc}".strip()
-        while len(marks) < 4:
-            marks.append(marks[-1])
-        ms = [(b - a) * 1000.0 for a, b in zip(marks, marks[1:], strict=False)]
-        timings = StageTimings(max(0.0, age_ms), ms[0], ms[1], ms[2])
+        return Prepared(frame, x, geom, (time.perf_counter() - t0) * 1000.0, error)
+
+    def finish(self, p: Prepared) -> Inspection:
+        """session.run -> post -> Inspection; the frame's age is taken now, as inference
+        starts. Never raises."""
+        frame = p.frame
+        age_ms = (self.clock() - frame.t_capture) * 1000.0
+        findings: tuple[Finding, ...] = ()
+        error = p.error
+        infer_ms = post_ms = 0.0
+        if error is None and p.x is not None:
+            t1 = time.perf_counter()
+            t2 = t3 = t1
+            try:
+                outputs = self.session.run(None, {self.input_name: p.x})
+                t2 = time.perf_counter()
+                check_finite(outputs, self.output_names)
+                findings = self.decoder(outputs, p.geom)
+                t3 = time.perf_counter()
+            except FrameError as exc:
+                error = str(exc)
+            except Exception as exc:  # onnxruntime and numpy errors: this frame only
+                error = f"{type(exc).__name__}: {exc}".strip()
+            infer_ms, post_ms = (t2 - t1) * 1000.0, (max(t3, t2) - t2) * 1000.0
+        timings = StageTimings(max(0.0, age_ms), p.pre_ms, infer_ms, post_ms)
         self._account(frame, timings, error)
         return self._inspection(frame, findings, timings, error)
-
-    def _run(self, frame: Frame, marks: list[float]) -> tuple[Finding, ...]:
-        x, geom = self.pre(frame.pixels)
-        marks.append(time.perf_counter())
-        outputs = self.session.run(None, {self.input_name: x})
-        marks.append(time.perf_counter())
-        check_finite(outputs, self.output_names)
-        findings = self.decoder(outputs, geom)
-        marks.append(time.perf_counter())
-        return findings
 
     def _account(self, frame: Frame, t: StageTimings, error: str | None) -> None:
         with self._lock:

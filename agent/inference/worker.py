@@ -6,18 +6,25 @@ inspected late. Every inspection, including one that carries an error, goes to
 `on_result(key, inspection)`; an exception there is logged once and counted, and the
 worker keeps going. When the slot is closed and empty (the source ended or capture
 stopped) the worker ends. While idle it re-warms the model after `rewarm_after_idle_s`.
+
+With `prepare_ahead` (the default) a second thread pre-processes the next frame while
+the model runs on the current one and hands it over through a one-place buffer: on a
+saturated station the model never waits for pre-processing (on 2+ cores), and the frame
+it gets is at most one inference older than the newest. The budget check is repeated
+when inference starts, so a frame that waited too long is still dropped, not inspected.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
 from agent.capture.slot import LatestFrame
-from agent.inference.runner import ModelRunner
+from agent.inference.runner import ModelRunner, Prepared
 from agent.inference.stats import WorkerStats
 from agent.logutil import RepeatLimiter
 from agent.types import Frame, Inspection
@@ -26,12 +33,13 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # how often an idle or paused worker looks at stop / pause / warm-up
 BUSY_WINDOW_S = 10.0
+_END = None  # the preparing thread's last hand-over: the source ended (or it crashed)
 
 
 class InferenceWorker:
     def __init__(self, key: str, runner: ModelRunner, slot: LatestFrame, budget_ms: float,
                  on_result: Callable[[str, Inspection], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, prepare_ahead: bool = True) -> None:
         self.key = key
         self.runner = runner
         self.slot = slot
@@ -42,7 +50,11 @@ class InferenceWorker:
         self._stopping = False
         self._paused = False
         self._thread: threading.Thread | None = None
+        self._preparer: threading.Thread | None = None
+        self.prepare_ahead = prepare_ahead
+        self._ready: queue.Queue[Prepared | None] = queue.Queue(maxsize=1)
         self._late = RepeatLimiter(log, f"station {key}")
+        self._late_ahead = RepeatLimiter(log, f"station {key} (preparing)")  # its own thread
         self._callback = RepeatLimiter(log, f"station {key} result handler", logging.ERROR)
         self._inspected = self._dropped_late = self._errors = self._callback_errors = 0
         self._busy: deque[tuple[float, float]] = deque()  # (end time, busy seconds)
@@ -56,7 +68,12 @@ class InferenceWorker:
         if self._thread is not None:
             raise RuntimeError(f"inference worker {self.key!r} already started")
         self._started = self._last_loop = self.clock()
-        self._thread = threading.Thread(target=self._run, name=f"infer-{self.key}", daemon=True)
+        target = self._run_ahead if self.prepare_ahead else self._run
+        self._thread = threading.Thread(target=target, name=f"infer-{self.key}", daemon=True)
+        if self.prepare_ahead:
+            self._preparer = threading.Thread(target=self._prepare_loop, daemon=True,
+                                              name=f"prepare-{self.key}")
+            self._preparer.start()
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -64,8 +81,11 @@ class InferenceWorker:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        if self._preparer is not None:
+            self._preparer.join(timeout)
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
             if self._thread.is_alive():
                 log.error("station %s: inference worker still busy after %.1f s (model %s)",
                           self.key, timeout, self.runner.name)
@@ -105,6 +125,49 @@ class InferenceWorker:
         except Exception:  # a bug must not end inspection silently
             log.exception("station %s: inference worker crashed", self.key)
 
+    def _prepare_loop(self) -> None:
+        """prepare_ahead: newest frame -> pre-processed -> the one-place buffer."""
+        try:
+            while self._wait_unpaused():
+                frame = self.slot.get(timeout=POLL_S)
+                if frame is not None:
+                    if not self._too_old(frame, self.clock(), self._late_ahead):
+                        self._hand_over(self.runner.prepare(frame))
+                elif self.slot.closed and not self.slot.pending:
+                    log.info("station %s: frame source closed; inference worker ends", self.key)
+                    break
+                elif self._ready.empty():
+                    self.runner.maybe_rewarm()
+        except Exception:  # a bug must not end inspection silently
+            log.exception("station %s: frame preparation crashed", self.key)
+        self._hand_over(_END)
+
+    def _hand_over(self, item: Prepared | None) -> None:
+        while True:
+            try:
+                self._ready.put(item, timeout=POLL_S)
+                return
+            except queue.Full:
+                if self._stopping:
+                    return
+
+    def _run_ahead(self) -> None:
+        """prepare_ahead: the buffer -> session.run -> post -> on_result."""
+        try:
+            while self._wait_unpaused():
+                self._last_loop = self.clock()
+                try:
+                    item = self._ready.get(timeout=POLL_S)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                start = self.clock()
+                if not self._too_old(item.frame, start, self._late):
+                    self._inspect(start, self.runner.finish(item))
+        except Exception:  # a bug must not end inspection silently
+            log.exception("station %s: inference worker crashed", self.key)
+
     def _wait_unpaused(self) -> bool:
         """False once stopping; blocks while paused."""
         with self._cond:
@@ -113,17 +176,26 @@ class InferenceWorker:
                 self._cond.wait(POLL_S)
             return not self._stopping
 
+    def _too_old(self, frame: Frame, now: float, late: RepeatLimiter) -> bool:
+        """True (counted, logged) when the frame is past the budget; called from either
+        thread (each with its own limiter), hence the lock around the count."""
+        age_ms = (now - frame.t_capture) * 1000.0
+        if age_ms <= self.budget_ms:
+            late.recovered("frames within the latency budget again")
+            return False
+        with self._cond:
+            self._dropped_late += 1
+        late.failure("dropping frames older than the latency budget when inference "
+                           "would start (frame %s#%d: %.1f ms > %.1f ms)",
+                           frame.camera_id, frame.seq, age_ms, self.budget_ms)
+        return True
+
     def _handle(self, frame: Frame) -> None:
         start = self.clock()
-        age_ms = (start - frame.t_capture) * 1000.0
-        if age_ms > self.budget_ms:
-            self._dropped_late += 1
-            self._late.failure("dropping frames older than the latency budget when inference "
-                               "would start (frame %s#%d: %.1f ms > %.1f ms)",
-                               frame.camera_id, frame.seq, age_ms, self.budget_ms)
-            return
-        self._late.recovered("frames within the latency budget again")
-        inspection = self.runner.infer(frame)
+        if not self._too_old(frame, start, self._late):
+            self._inspect(start, self.runner.infer(frame))
+
+    def _inspect(self, start: float, inspection: Inspection) -> None:
         if inspection.error is not None:
             self._errors += 1
         self._deliver(inspection)
@@ -156,6 +228,8 @@ class InferenceWorker:
     def stats(self) -> WorkerStats:
         now = self.clock()
         running = self._thread is not None and self._thread.is_alive()
+        if self._preparer is not None:
+            running = running and self._preparer.is_alive()
         return WorkerStats(self._inspected, self._dropped_late, self._errors,
                            self._callback_errors, self._busy_fraction(now), self._last_progress,
                            self._last_loop, self._paused, running)

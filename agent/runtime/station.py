@@ -78,7 +78,7 @@ class StationRuntime:
         self.worker: InferenceWorker | None = None
         if cfg.mode == "continuous":
             self.worker = InferenceWorker(self.key, runner, self.slot, cfg.latency_budget_ms,
-                                          self._from_worker)
+                                          self._from_worker, prepare_ahead=cfg.prepare_ahead)
         self.paused = False
         self.started = time.monotonic()
 

@@ -61,14 +61,20 @@ def runner(tmp_path: Path) -> ModelRunner:
     return load_model("colours", ModelConfig(path="m", warmup_runs=1), tmp_path)
 
 
+@pytest.fixture(params=[True, False], ids=["prepare_ahead", "one_thread"])
+def ahead(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
 def slot() -> LatestFrame:
     return LatestFrame()
 
 
-def test_frames_become_inspections(runner: ModelRunner, slot: LatestFrame) -> None:
+def test_frames_become_inspections(runner: ModelRunner, slot: LatestFrame,
+                                   ahead: bool) -> None:
     results = Results()
-    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results)
+    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results, prepare_ahead=ahead)
     worker.start()
     try:
         for i, colour in enumerate((RED, GREEN, BLUE)):
@@ -85,10 +91,10 @@ def test_frames_become_inspections(runner: ModelRunner, slot: LatestFrame) -> No
 
 
 def test_frames_older_than_the_budget_are_dropped_and_counted(
-    runner: ModelRunner, slot: LatestFrame
+    runner: ModelRunner, slot: LatestFrame, ahead: bool
 ) -> None:
     results = Results()
-    worker = InferenceWorker("L1/S1", runner, slot, 50.0, results)
+    worker = InferenceWorker("L1/S1", runner, slot, 50.0, results, prepare_ahead=ahead)
     worker.start()
     try:
         slot.put(make_frame(colour_frame(RED), seq=1, t_capture=time.monotonic() - 0.5))
@@ -102,10 +108,10 @@ def test_frames_older_than_the_budget_are_dropped_and_counted(
 
 
 def test_handler_and_frame_failures_do_not_stop_the_worker(
-    runner: ModelRunner, slot: LatestFrame
+    runner: ModelRunner, slot: LatestFrame, ahead: bool
 ) -> None:
     results = Results(fail_on=1)
-    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results)
+    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results, prepare_ahead=ahead)
     worker.start()
     try:
         slot.put(make_frame(colour_frame(RED), seq=1))  # handler raises on this one
@@ -123,10 +129,10 @@ def test_handler_and_frame_failures_do_not_stop_the_worker(
 
 
 def test_pause_keeps_frames_waiting_and_resume_inspects_them(
-    runner: ModelRunner, slot: LatestFrame
+    runner: ModelRunner, slot: LatestFrame, ahead: bool
 ) -> None:
     results = Results()
-    worker = InferenceWorker("L1/S1", runner, slot, 5000.0, results)
+    worker = InferenceWorker("L1/S1", runner, slot, 5000.0, results, prepare_ahead=ahead)
     worker.start()
     try:
         worker.pause()
@@ -143,9 +149,10 @@ def test_pause_keeps_frames_waiting_and_resume_inspects_them(
     assert slot.dropped == 1 and worker.stats().inspected == 1
 
 
-def test_worker_ends_when_its_source_closes(runner: ModelRunner, slot: LatestFrame) -> None:
+def test_worker_ends_when_its_source_closes(runner: ModelRunner, slot: LatestFrame,
+                                           ahead: bool) -> None:
     results = Results()
-    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results)
+    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results, prepare_ahead=ahead)
     slot.put(make_frame(colour_frame(BLUE), seq=5))
     slot.close()  # e.g. the end of a video file: the pending frame is still inspected
     worker.start()
@@ -154,10 +161,10 @@ def test_worker_ends_when_its_source_closes(runner: ModelRunner, slot: LatestFra
     assert not worker.stats().running
 
 
-def test_two_stations_share_one_model(runner: ModelRunner) -> None:
+def test_two_stations_share_one_model(runner: ModelRunner, ahead: bool) -> None:
     slots = [LatestFrame(), LatestFrame()]
     results = Results()
-    workers = [InferenceWorker(f"L1/S{i}", runner, s, 1000.0, results)
+    workers = [InferenceWorker(f"L1/S{i}", runner, s, 1000.0, results, prepare_ahead=ahead)
                for i, s in enumerate(slots)]
     for w in workers:
         w.start()
@@ -176,11 +183,11 @@ def test_two_stations_share_one_model(runner: ModelRunner) -> None:
     assert runner.stats().runs == sum(w.stats().inspected for w in workers)
 
 
-def test_idle_model_is_warmed_up_again(tmp_path: Path, slot: LatestFrame) -> None:
+def test_idle_model_is_warmed_up_again(tmp_path: Path, slot: LatestFrame, ahead: bool) -> None:
     write_model_dir(tmp_path / "m", channel_mean_model(), manifest())
     cfg = ModelConfig(path="m", warmup_runs=1, rewarm_after_idle_s=0.05)
     runner = load_model("colours", cfg, tmp_path)
-    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, Results())
+    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, Results(), prepare_ahead=ahead)
     worker.start()
     try:
         assert wait_for(lambda: runner.stats().warmups >= 3)
@@ -198,13 +205,14 @@ def write_video(path: Path, colours: list[tuple[int, int, int]]) -> Path:
     return path
 
 
-def test_video_file_through_camera_and_worker(runner: ModelRunner, tmp_path: Path) -> None:
+def test_video_file_through_camera_and_worker(runner: ModelRunner, tmp_path: Path,
+                                             ahead: bool) -> None:
     write_video(tmp_path / "line.avi", [RED] * 10 + [BLUE] * 10)
     cam = build_camera("cam1", OpenCVCameraConfig(type="opencv", source="line.avi", fps=100),
                        tmp_path)
     slot = cam.subscribe()
     results = Results()
-    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results)
+    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, results, prepare_ahead=ahead)
     worker.start()
     cam.start()
     try:
@@ -221,3 +229,71 @@ def test_video_file_through_camera_and_worker(runner: ModelRunner, tmp_path: Pat
         assert ins.frame is not None
         b, _, r = ins.frame.pixels.reshape(-1, 3).mean(axis=0)
         assert ins.findings[0].label == ("red" if r > b else "blue")
+
+
+class SlowSession:
+    """The real session, made slow on demand: a model busy long enough to watch the
+    hand-over (fault injection; the outputs are the real model's)."""
+
+    def __init__(self, real: object, delay_s: float) -> None:
+        self.real = real
+        self.delay_s = delay_s
+        self.running = threading.Event()
+        self.returned: list[float] = []
+
+    def run(self, names: object, feed: object) -> object:
+        self.running.set()
+        time.sleep(self.delay_s)
+        out = self.real.run(names, feed)  # type: ignore[attr-defined]
+        self.returned.append(time.monotonic())
+        return out
+
+
+def slow(runner: ModelRunner, delay_s: float) -> SlowSession:
+    session = SlowSession(runner.session, delay_s)
+    runner.session = session  # type: ignore[assignment]
+    return session
+
+
+def test_next_frame_is_prepared_while_the_model_runs(runner: ModelRunner,
+                                                     slot: LatestFrame) -> None:
+    prepared: list[tuple[int, float]] = []
+    real_prepare = runner.prepare
+
+    def prepare(frame: object) -> object:
+        out = real_prepare(frame)  # type: ignore[arg-type]
+        prepared.append((out.frame.seq, time.monotonic()))
+        return out
+    runner.prepare = prepare  # type: ignore[assignment, method-assign]
+    session = slow(runner, 0.3)
+    results = Results()
+    worker = InferenceWorker("L1/S1", runner, slot, 5000.0, results)  # prepare_ahead default
+    worker.start()
+    try:
+        slot.put(make_frame(colour_frame(RED), seq=1))
+        assert session.running.wait(5)  # frame 1 is in session.run
+        slot.put(make_frame(colour_frame(BLUE), seq=2))
+        assert results.wait(2)
+    finally:
+        worker.stop()
+    assert [ins.findings[0].label for _, ins in results.items] == ["red", "blue"]
+    assert prepared[1][0] == 2 and prepared[1][1] < session.returned[0]  # before run 1 ended
+
+
+def test_a_prepared_frame_that_waited_past_the_budget_is_dropped_at_inference_start(
+        runner: ModelRunner, slot: LatestFrame) -> None:
+    session = slow(runner, 0.3)
+    results = Results()
+    worker = InferenceWorker("L1/S1", runner, slot, 150.0, results, prepare_ahead=True)
+    worker.start()
+    try:
+        slot.put(make_frame(colour_frame(RED), seq=1))
+        assert session.running.wait(5)
+        slot.put(make_frame(colour_frame(BLUE), seq=2))  # fresh now; ~300 ms old at its turn
+        assert results.wait(1)
+        assert wait_for(lambda: worker.stats().dropped_late == 1)
+        time.sleep(0.4)
+    finally:
+        worker.stop()
+    assert [ins.frame_seq for _, ins in results.items] == [1]
+    assert worker.stats().inspected == 1 and len(session.returned) == 1
