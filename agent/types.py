@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import uuid6
 
+from agent.event_ids import EventIds
 
-def new_event_id() -> str:
-    """A UUIDv7 as a string: time-ordered, so ids sort by creation time."""
-    return str(uuid6.uuid7())
+new_event_id = EventIds()
+"""A UUIDv7 as a string: time-ordered, so ids sort by creation time (agent/event_ids.py)."""
 
 
 def utc_now() -> datetime:
