@@ -14,7 +14,7 @@ from agent.types import Record, RecordKind
 COLUMNS = "seq, id, kind, line, station, created, payload, attempts, status, reason"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Encoded:
     """A record ready to insert: the JSON is built on the caller's thread."""
 
@@ -35,8 +35,34 @@ class Leased:
     attempts: int  # sends started before this one
 
 
+# json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str), without
+# building an encoder per call (a third of the cost for a typical record): the C encoder
+# made once, with the same settings; the pure-Python one where the C one is missing
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_PY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _make_iterencode() -> Any:
+    if _C_ENCODER is None:
+        return None
+    # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys,
+    #  allow_nan): markers None = no circular-reference check (a cycle is a RecursionError,
+    # and the record is refused like any record that cannot be encoded)
+    return _C_ENCODER(None, str, json.encoder.encode_basestring, None, ":", ",", False,
+                      False, True)
+
+
+_ITERENCODE = _make_iterencode()
+
+
+def to_json(payload: Any) -> str:
+    if _ITERENCODE is None:
+        return _PY_ENCODER.encode(payload)
+    return "".join(_ITERENCODE(payload, 0))
+
+
 def encode(sink: str, record: Record) -> Encoded:
-    payload = json.dumps(record.payload, separators=(",", ":"), ensure_ascii=False, default=str)
+    payload = to_json(record.payload)
     created = _aware(record.created)
     return Encoded(sink, record, payload, len(payload.encode("utf-8")), created.timestamp(),
                    created.isoformat())
