@@ -9,6 +9,7 @@ into "retrying helps" and "the configuration or credentials are wrong".
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from agent.sinks.mqtt import MqttSinkConfig
 
 STATUS_SCHEMA_VERSION = 1
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # CONNACK reason codes that retrying will not fix (MQTT 5 numbering; paho maps 3.1.1 onto it)
 REFUSED_FOR_GOOD = {
     0x84: "unsupported protocol version",
@@ -63,6 +65,25 @@ class RecordingClient(mqtt.Client):
             if wake is not None:
                 with suppress(OSError):  # full (a wake-up is pending anyway) or closed
                     wake.send(b"0")
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        self._ack_now()
+        return rc
+
+    def _ack_now(self) -> None:
+        """Acknowledge what was just read at once (Linux TCP_QUICKACK) instead of after the
+        delayed-ACK timer. A broker with Nagle on (Mosquitto's default) holds each small
+        PUBACK segment until its previous one is acknowledged: with nothing to send while
+        waiting for a batch's PUBACKs, every segment waited ~40 ms for our delayed ACK
+        (bench/bench_outbox.py: 7,100 -> 13,100 records/s against a default Mosquitto)."""
+        sock = self._sock
+        if _TCP_QUICKACK is None or not isinstance(sock, socket.socket):
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+        except OSError:  # closing, or not TCP
+            pass
 
     def _update_inflight(self) -> mqtt.MQTTErrorCode:
         # paho calls this on every PUBACK and it walks every message awaiting a PUBACK

@@ -136,3 +136,29 @@ def test_packets_held_while_not_started_are_written_by_paho_as_usual(
         assert client._out_packet == type(client._out_packet)()  # written at once
         assert sub.next(TOPIC).payload == b"7"
         client.disconnect()
+
+
+def test_what_was_read_is_acknowledged_at_once(mosquitto: Mosquitto,
+                                               monkeypatch: Any) -> None:
+    """After each read paho's socket is set to TCP_QUICKACK (Linux): a broker with Nagle on
+    then sends the next PUBACK segment without waiting for our delayed ACK."""
+    import socket
+
+    calls: list[tuple[int, int, int]] = []
+    real = socket.socket.setsockopt
+
+    def spy(sock: socket.socket, level: int, opt: int, value: Any) -> None:
+        calls.append((level, opt, value))
+        real(sock, level, opt, value)
+    client, acked, _ = connected_client(mosquitto, 100)
+    try:
+        monkeypatch.setattr(socket.socket, "setsockopt", spy)
+        with client.one_wakeup():
+            for i in range(20):
+                client.publish(TOPIC, str(i).encode(), qos=1)
+        wait_for(lambda: len(acked) == 20)
+    finally:
+        monkeypatch.undo()
+        client.disconnect()
+        client.loop_stop()
+    assert (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1) in calls
