@@ -44,8 +44,10 @@ REFUSED_FOR_GOOD = {
 
 class RecordingClient(mqtt.Client):
     """paho client that remembers why the last connection attempt failed (paho's
-    on_connect_fail callback does not say), and that can queue a burst of publishes with
-    one wake-up of its network thread (`one_wakeup`)."""
+    on_connect_fail callback does not say), and that changes three of paho's habits that
+    cost more than the outbox itself when a batch of records is in flight: a wake-up of the
+    network thread per publish (`one_wakeup`), a walk of the in-flight window per PUBACK
+    (`_update_inflight`) and delayed ACKs of what it reads (`loop_read`)."""
 
     last_connect_error: BaseException | None = None
     _held_by: int | None = None  # the thread whose packets are queued without a wake-up
