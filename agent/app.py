@@ -9,6 +9,7 @@ inference, flush commands, enqueue pending records, checkpoint the outbox.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -151,12 +152,29 @@ class Agent:
             pass  # loop closed during shutdown
 
     # ---------------------------------------------------------------- flow
+    @staticmethod
+    def _after_sends(fn: Any, *args: Any) -> None:
+        """Run `fn` once the PLC tasks woken so far have put their writes on the wire.
+
+        `dispatcher.submit` only schedules the dispatcher's task; anything done after it in
+        the same callback (an fsynced audit line, drift statistics: milliseconds) would run
+        before the write is sent. Scheduled behind it instead, it runs right after."""
+        try:
+            asyncio.get_running_loop().call_soon(fn, *args)
+        except RuntimeError:  # no loop running (tools, tests): nothing to wait for
+            fn(*args)
+
     def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> None:
         now = time.monotonic()
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
-            self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now))
+            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now)):
+                self._after_sends(self._inspection_bookkeeping, rt, insp)
+                return
+        self._inspection_bookkeeping(rt, insp)
+
+    def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)
         self._observe_drift(rt, insp)
         limit = self.limits.max_frames
@@ -189,8 +207,9 @@ class Agent:
         return Verdict(rt.line, rt.name, rt.camera.name, Result.UNKNOWN, -1, part_id=part_id,
                        reason=reason or "no verdict")
 
-    def apply(self, decision: Decision) -> None:
-        """Commands first (the stop path), then records, then counters."""
+    def apply(self, decision: Decision) -> bool:
+        """Commands first (the stop path), then records, then counters; True when a command
+        went to a PLC task (the caller then leaves slow bookkeeping until it has sent)."""
         for c in decision.commands:
             self._submit_command(c)
         for r in decision.records:
@@ -202,6 +221,7 @@ class Agent:
                 counts[v.result.value] += 1
             if v.result is Result.NG:
                 self.last_defect[f"{v.line}/{v.station}"] = v
+        return bool(decision.commands)
 
     def _submit_command(self, cmd: Command) -> None:
         """The stop path: hand the command to its PLC's dispatcher first, then audit it."""
@@ -211,10 +231,16 @@ class Agent:
         else:
             log.error("command %s for %s/%s: no PLC link %r", cmd.kind, cmd.line, cmd.station,
                       cmd.plc)
-        self.audit.write("command", **command_fields(cmd), sent=dispatcher is not None)
+        # fsynced: after the dispatcher has put the write on the wire, not before it
+        self._after_sends(functools.partial(self.audit.write, "command", **command_fields(cmd),
+                                            sent=dispatcher is not None))
 
     def on_outcome(self, outcome: CommandOutcome) -> None:
-        """Every command's outcome: audit log, metrics, and a `stop` record to the MES."""
+        """Every command's outcome: audit log, metrics, and a `stop` record to the MES, after
+        the next command waiting for the same PLC (if any) has been sent."""
+        self._after_sends(self._record_outcome, outcome)
+
+    def _record_outcome(self, outcome: CommandOutcome) -> None:
         c = outcome.command
         self.audit.write("command_outcome", **outcome_fields(outcome))
         self.metrics.observe_outcome(outcome)
