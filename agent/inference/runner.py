@@ -40,6 +40,11 @@ class Prepared:
     error: str | None
 
 
+def _describe(exc: Exception) -> str:
+    """A FrameError says what is wrong with the frame; anything else is named by its type."""
+    return str(exc) if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}".strip()
+
+
 class ModelRunner:
     """Shared by the workers of every station using this model (session.run is thread-safe)."""
 
@@ -114,10 +119,8 @@ class ModelRunner:
         error: str | None = None
         try:
             x, geom = self.pre(frame.pixels)
-        except FrameError as exc:
-            error = str(exc)
-        except Exception as exc:  # numpy / OpenCV errors: this frame only
-            error = f"{type(exc).__name__}: {exc}".strip()
+        except Exception as exc:  # numpy / OpenCV errors too: this frame only
+            error = _describe(exc)
         return Prepared(frame, x, geom, (time.perf_counter() - t0) * 1000.0, error)
 
     def finish(self, p: Prepared) -> Inspection:
@@ -137,10 +140,8 @@ class ModelRunner:
                 check_finite(outputs, self.output_names)
                 findings = self.decoder(outputs, p.geom)
                 t3 = time.perf_counter()
-            except FrameError as exc:
-                error = str(exc)
-            except Exception as exc:  # onnxruntime and numpy errors: this frame only
-                error = f"{type(exc).__name__}: {exc}".strip()
+            except Exception as exc:  # onnxruntime and numpy errors too: this frame only
+                error = _describe(exc)
             infer_ms, post_ms = (t2 - t1) * 1000.0, (max(t3, t2) - t2) * 1000.0
         timings = StageTimings(max(0.0, age_ms), p.pre_ms, infer_ms, post_ms)
         self._account(frame, timings, error)
