@@ -392,6 +392,8 @@ class Agent:
         plc = getattr(self, "plc", None)
         if plc is not None:
             await plc.stop()  # triggers, heartbeat, then flush commands
+            await asyncio.sleep(0)  # outcomes run behind the sends (on_outcome): let the
+            # last ones hand their `stop` records to the router before it ends
         router = getattr(self, "router", None)
         if router is not None:
             await router.stop()

@@ -69,3 +69,39 @@ async def test_command_is_sent_before_its_audit_line_and_bookkeeping(tmp_path: P
     assert all(started >= n for n, started in seen), seen  # its write had started
     assert all(bookkept_after_send)
     assert dispatcher.stats().acked == len(seen)
+
+
+async def test_a_command_flushed_at_shutdown_still_leaves_its_stop_record(tmp_path: Path,
+                                                                           port: int) -> None:
+    """The PLC is gone and a stop is still being retried when the daemon shuts down: its
+    outcome (reported after the sends) is audited and reaches the MES sink as a record."""
+    import json
+    import time
+
+    from agent.types import Command, CommandKind, new_event_id
+
+    server = await plain_modbus_server(port)
+    loaded = parse_config(config(tmp_path, port), str(tmp_path / "agent.yaml"), tmp_path)
+    agent = Agent(loaded, RunLimits(max_frames=30))
+    await agent.start()
+    await asyncio.wait_for(agent.wait(), 60)
+    await server.shutdown()  # the PLC is gone
+    now = time.monotonic()
+    cmds = [Command(kind=CommandKind.STOP, plc="plc", line="l1", station="s1",
+                    event_id=new_event_id(), deadline=now + 30, created=now, defect_code=301)
+            for _ in range(2)]  # one retried against the dead link, one queued behind it
+    for cmd in cmds:
+        agent._submit_command(cmd)
+    await asyncio.sleep(0.3)
+    await agent.shutdown()
+    audit = [json.loads(line) for line in
+             (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
+    delivered = "".join(p.read_text() for p in (tmp_path / "drop").rglob("*") if p.is_file())
+    kept = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("outbox*")
+                    if p.is_file()).decode("utf-8", "replace")
+    for cmd in cmds:
+        outcomes = [a for a in audit if a["event"] == "command_outcome"
+                    and a.get("event_id") == cmd.event_id]
+        assert len(outcomes) == 1 and outcomes[0]["status"] == "failed", outcomes
+        assert cmd.event_id in delivered or cmd.event_id in kept, \
+            f"the stop record of flushed command {cmd.event_id} is lost"
