@@ -44,12 +44,10 @@ class EventIds:
     def __call__(self) -> str:
         with self._lock:
             ms = self._clock_ns() // 1_000_000
-            if ms > self._ms:
-                self._ms, self._counter = ms, self._random(2) & 0x7FF
-            else:  # same millisecond (or the clock stepped back): count on
+            if ms <= self._ms and self._counter < 0xFFF:  # same ms (or clock stepped back)
                 self._counter += 1
-                if self._counter > 0xFFF:
-                    self._ms, self._counter = self._ms + 1, self._random(2) & 0x7FF
+            else:  # a new millisecond, or the counter is full: borrow the next one
+                self._ms, self._counter = max(ms, self._ms + 1), self._random(2) & 0x7FF
             value = ((self._ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | self._counter << 64
                      | 0b10 << 62 | self._random(8) & 0x3FFF_FFFF_FFFF_FFFF)
         h = f"{value:032x}"

@@ -132,17 +132,16 @@ class ModelRunner:
         error = p.error
         infer_ms = post_ms = 0.0
         if error is None and p.x is not None:
-            t1 = time.perf_counter()
-            t2 = t3 = t1
+            t1 = t2 = time.perf_counter()
             try:
                 outputs = self.session.run(None, {self.input_name: p.x})
                 t2 = time.perf_counter()
                 check_finite(outputs, self.output_names)
                 findings = self.decoder(outputs, p.geom)
-                t3 = time.perf_counter()
+                post_ms = (time.perf_counter() - t2) * 1000.0
             except Exception as exc:  # onnxruntime and numpy errors too: this frame only
                 error = _describe(exc)
-            infer_ms, post_ms = (t2 - t1) * 1000.0, (max(t3, t2) - t2) * 1000.0
+            infer_ms = (t2 - t1) * 1000.0
         timings = StageTimings(max(0.0, age_ms), p.pre_ms, infer_ms, post_ms)
         self._account(frame, timings, error)
         return self._inspection(frame, findings, timings, error)

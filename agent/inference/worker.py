@@ -112,35 +112,36 @@ class InferenceWorker:
 
     def _run(self) -> None:
         try:
-            while self._wait_unpaused():
-                self._last_loop = self.clock()
-                frame = self.slot.get(timeout=POLL_S)
-                if frame is not None:
-                    self._handle(frame)
-                elif self.slot.closed and not self.slot.pending:
-                    log.info("station %s: frame source closed; inference worker ends", self.key)
-                    return
-                else:
-                    self.runner.maybe_rewarm()
+            self._from_slot(self._handle, beat=True)
         except Exception:  # a bug must not end inspection silently
             log.exception("station %s: inference worker crashed", self.key)
 
     def _prepare_loop(self) -> None:
         """prepare_ahead: newest frame -> pre-processed -> the one-place buffer."""
         try:
-            while self._wait_unpaused():
-                frame = self.slot.get(timeout=POLL_S)
-                if frame is not None:
-                    if not self._too_old(frame, self.clock(), self._late_ahead):
-                        self._hand_over(self.runner.prepare(frame))
-                elif self.slot.closed and not self.slot.pending:
-                    log.info("station %s: frame source closed; inference worker ends", self.key)
-                    break
-                elif self._ready.empty():
-                    self.runner.maybe_rewarm()
+            self._from_slot(self._prepare, beat=False)  # the inference thread beats
         except Exception:  # a bug must not end inspection silently
             log.exception("station %s: frame preparation crashed", self.key)
         self._hand_over(_END)
+
+    def _from_slot(self, handle: Callable[[Frame], None], beat: bool) -> None:
+        """Newest frame -> `handle` until stopping or the source ended; re-warms while idle.
+        `beat`: this is the thread whose loop `stats().last_loop` reports."""
+        while self._wait_unpaused():
+            if beat:
+                self._last_loop = self.clock()
+            frame = self.slot.get(timeout=POLL_S)
+            if frame is not None:
+                handle(frame)
+            elif self.slot.closed and not self.slot.pending:
+                log.info("station %s: frame source closed; inference worker ends", self.key)
+                return
+            elif self._ready.empty():  # (always, with one thread) nothing prepared waits
+                self.runner.maybe_rewarm()
+
+    def _prepare(self, frame: Frame) -> None:
+        if not self._too_old(frame, self.clock(), self._late_ahead):
+            self._hand_over(self.runner.prepare(frame))
 
     def _hand_over(self, item: Prepared | None) -> None:
         while True:
