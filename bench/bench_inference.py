@@ -26,6 +26,7 @@ load from other processes hits every variant alike:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -42,7 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.app import SWITCH_INTERVAL_S  # noqa: E402
 from agent.capture.factory import build_camera  # noqa: E402
-from agent.capture.sources.opencv_source import OpenCVCameraConfig  # noqa: E402
+from agent.capture.sources.opencv_source import (  # noqa: E402
+    OpenCVCameraConfig,
+    OpenCVSource,
+    build_opencv_source,
+)
 from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
 from agent.config.models import ModelConfig  # noqa: E402
 from agent.inference.runner import ModelRunner  # noqa: E402
@@ -53,6 +58,7 @@ from agent.types import Frame, Inspection  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.90
 TARGET_ADDED_MS = 2.0
+MJPEG_DECODER = ["libjpeg-turbo"]  # --mjpeg-decoder
 
 
 def write_video(path: Path, frames: int, size: tuple[int, int], codec: str) -> None:
@@ -70,17 +76,25 @@ def write_video(path: Path, frames: int, size: tuple[int, int], codec: str) -> N
     writer.release()
 
 
+def camera_config(video: Path) -> OpenCVCameraConfig:
+    return OpenCVCameraConfig(type="opencv", source=str(video), mjpeg_decoder=MJPEG_DECODER[0])
+
+
+def open_source(video: Path) -> OpenCVSource:
+    """The daemon's source for the file (Motion-JPEG decoded as the station does)."""
+    src = build_opencv_source("bench", camera_config(video), video.parent)
+    src.open()
+    return src
+
+
 def decode_all(path: Path) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    src = open_source(path)
     images = []
     t0 = time.perf_counter()
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        images.append(img)
+    while (grab := src.read(time.monotonic)) is not None:
+        images.append(grab.image)
     elapsed = time.perf_counter() - t0
-    cap.release()
+    src.close()
     return images, len(images) / elapsed
 
 
@@ -112,15 +126,15 @@ class Collected:
 
 
 def threaded_pipeline(runner: ModelRunner, video: Path, out: Collected,
-                      ahead: bool = True) -> tuple[float, int, int]:
-    """(frames/s inspected, frames decoded, frames the slot replaced before inspection)."""
-    cfg = OpenCVCameraConfig(type="opencv", source=str(video))
-    cam = build_camera("bench", cfg, video.parent)
+                      ahead: bool = True) -> tuple[float, int, int, float]:
+    """(frames/s inspected, frames decoded, frames the slot replaced before inspection,
+    process CPU ms per inspected frame)."""
+    cam = build_camera("bench", camera_config(video), video.parent)
     slot = cam.subscribe()
     worker = InferenceWorker("bench", runner, slot, 60_000.0, out, prepare_ahead=ahead)
     before = out.inspections
     worker.start()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     cam.start()
     try:
         if not worker.join(120):
@@ -128,26 +142,23 @@ def threaded_pipeline(runner: ModelRunner, video: Path, out: Collected,
     finally:
         cam.stop()
         worker.stop()
-    elapsed = time.perf_counter() - t0
-    return (out.inspections - before) / elapsed, cam.stats().captured, slot.dropped
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    n = max(1, out.inspections - before)
+    return n / elapsed, cam.stats().captured, slot.dropped, cpu * 1000 / n
 
 
 def sequential_pipeline(runner: ModelRunner, video: Path, added: list[float]) -> float:
-    cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+    src = open_source(video)
     n = 0
     now = datetime.now(UTC)
     t0 = time.perf_counter()
-    while True:
-        t_grab = time.monotonic()
-        ok, img = cap.read()
-        if not ok:
-            break
+    while (grab := src.read(time.monotonic)) is not None:
         a = time.perf_counter()
-        ins = runner.infer(Frame(img, "bench", n, t_grab, now))
+        ins = runner.infer(Frame(grab.image, "bench", n, grab.t_grab, now))
         added.append((time.perf_counter() - a) * 1000 - ins.timings.infer_ms)
         n += 1
     elapsed = time.perf_counter() - t0
-    cap.release()
+    src.close()
     return n / elapsed
 
 
@@ -164,7 +175,10 @@ def main() -> int:
     ap.add_argument("--size", default="320x240", help="video frame WIDTHxHEIGHT")
     ap.add_argument("--codec", default="MJPG")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    ap.add_argument("--mjpeg-decoder", choices=["libjpeg-turbo", "backend"],
+                    default="libjpeg-turbo", help="the camera's mjpeg_decoder setting")
     args = ap.parse_args()
+    MJPEG_DECODER[0] = args.mjpeg_decoder
     w, h = (int(v) for v in args.size.split("x"))
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the daemon runs (agent/app.py)
 
@@ -179,13 +193,14 @@ def main() -> int:
         runner_added: list[float] = []
         collected = Collected()
         rows: dict[str, list[float]] = {k: [] for k in ("bare", "decode", "threaded", "one",
-                                                        "seq")}
+                                                        "seq", "cpu")}
         replaced = decoded = 0
         for _ in range(args.rounds):
             rows["bare"].append(bare_fps(runner, inputs, bare_runs))
             rows["decode"].append(decode_all(video)[1])
-            fps, n_dec, n_drop = threaded_pipeline(runner, video, collected)
+            fps, n_dec, n_drop, cpu_ms = threaded_pipeline(runner, video, collected)
             rows["threaded"].append(fps)
+            rows["cpu"].append(cpu_ms)
             decoded, replaced = decoded + n_dec, replaced + n_drop
             rows["one"].append(threaded_pipeline(runner, video, Collected(), ahead=False)[0])
             rows["seq"].append(sequential_pipeline(runner, video, runner_added))
@@ -202,10 +217,11 @@ def report(args: argparse.Namespace, runner: ModelRunner, rows: dict[str, list[f
     ratios_one = [s / b for s, b in zip(rows["one"], rows["bare"], strict=True)]
     m = runner.manifest
     print(f"model {m.name} {m.version} on {runner.info.provider}, input {list(runner.pre.size)}, "
-          f"intra_op_threads={args.threads}, spinning off; video {args.size} {args.codec}, "
+          f"intra_op_threads={args.threads}, spinning off; video {args.size} {args.codec} "
+          f"(mjpeg_decoder {args.mjpeg_decoder}), "
           f"{args.frames} frames x {args.rounds} interleaved rounds (medians)")
     print(f"  baseline bare session.run      {med['bare']:9,.0f} frames/s   {pct(bare_runs)}")
-    print(f"  decode only (VideoCapture)     {med['decode']:9,.0f} frames/s")
+    print(f"  decode only (camera source)    {med['decode']:9,.0f} frames/s")
     print(f"  pipeline, threaded (station)   {med['threaded']:9,.0f} frames/s   ratio "
           f"{statistics.median(ratios_thr):.2f} of bare (target >= {TARGET_RATIO:.2f}); "
           f"{decoded - replaced} of {decoded} decoded frames inspected, {c.errors} errors")
@@ -220,6 +236,12 @@ def report(args: argparse.Namespace, runner: ModelRunner, rows: dict[str, list[f
     bound = min(med["bare"], med["decode"])
     print(f"  the pipeline cannot beat min(bare, decode only) = {bound:,.0f} frames/s: "
           f"ratio to that bound {med['threaded'] / bound:.2f}")
+    cores = len(os.sched_getaffinity(0))
+    cpu_bound = cores * 1000 / med["cpu"]
+    print(f"  CPU: the station spends {med['cpu']:.3f} ms of process CPU per frame (session.run "
+          f"{statistics.median(bare_runs):.3f}); {cores} cores can give at most "
+          f"{cpu_bound:,.0f} frames/s = {cpu_bound / med['bare']:.2f} of bare, reached "
+          f"{med['threaded'] / cpu_bound:.2f}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from agent.capture.base import SourceState
 from agent.capture.camera import Camera
 from agent.capture.factory import build_camera
 from agent.capture.slot import LatestFrame
+from agent.capture.sources.opencv_source import OpenCVSource
+from agent.capture.synthetic_scene import ConveyorScene
 from agent.config.models import AgentConfig
 from agent.types import Frame
 from tests.support.camera_events import Events
@@ -109,6 +111,66 @@ def test_looping_file_rotated_and_cropped(tmp_path: Path) -> None:
     px = got[0].pixels
     assert px[5, 95, 2] > 200 and px[5, 95, 0] < 60  # red
     assert px[5, 5, 2] < 200 and abs(int(px[5, 5, 0]) - int(px[5, 5, 2])) < 8  # grey
+
+
+
+
+def _mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+
+@pytest.mark.parametrize("decoder", ["libjpeg-turbo", "backend"])
+def test_mjpeg_packets_decoded_by_libjpeg_turbo_match_ffmpeg(tmp_path: Path, decoder: str) -> None:
+    scene = ConveyorScene(7, width=160, height=120, frames_per_part=2, defect_rate=0.5)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 25.0,
+                             (160, 120))
+    textured = [scene.next_frame().image for _ in range(8)]
+    for img in textured:
+        writer.write(img)
+    writer.release()
+    write_video(tmp_path / "clip.mp4", "mp4v", 3)
+    for name in ("clip.avi", "clip.mp4"):  # one slow reader: no frame replaced in the slot
+        cam = _camera("cam1", {"type": "opencv", "source": name, "fps": 50,
+                               "mjpeg_decoder": decoder, **FAST}, tmp_path)
+        slot = cam.subscribe()
+        cam.start()
+        frames = [f.pixels for f in _drain(slot)]
+        cam.stop()
+        assert isinstance(cam.source, OpenCVSource)
+        assert cam.source.decodes_jpeg is (decoder == "libjpeg-turbo" and name == "clip.avi")
+        if name == "clip.avi":
+            assert len(frames) == 8 and frames[0].shape == (120, 160, 3)
+            ffmpeg = cv2.VideoCapture(str(tmp_path / name), cv2.CAP_FFMPEG)
+            for got, want in zip(frames, textured, strict=True):
+                ok, by_ffmpeg = ffmpeg.read()
+                assert ok
+                # the two decoders round and upsample chroma differently, and are as faithful
+                assert _mad(got, by_ffmpeg) < 1.5
+                assert _mad(got, want) < _mad(by_ffmpeg, want) + 0.3
+            ffmpeg.release()
+
+
+def test_mjpeg_frame_that_is_not_a_jpeg_is_a_read_error_and_the_rest_stream(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.avi", "MJPG", 12)
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+    assert len(starts) == 12
+    data[starts[4]:starts[4] + 3] = b"\x00\x00\x00"  # frame 5 loses its JPEG start marker
+    path.write_bytes(data)
+    cam = _camera("cam1", {"type": "opencv", "source": "clip.avi", "fps": 200, **FAST}, tmp_path)
+    slot = cam.subscribe()
+    ev = Events()
+    cam.add_listener(ev)
+    cam.start()
+    frames = _drain(slot)
+    cam.stop()
+    assert cam.stats().captured == 11 and cam.stats().read_errors == 1
+    assert len(frames) + slot.dropped == 11
+    errors = [e.message for e in ev.items if e.error]
+    assert len(errors) == 1
+    assert "frame 5 of file" in errors[0] and "not a JPEG libjpeg-turbo can decode" in errors[0]
+    assert "mjpeg_decoder: backend" in errors[0]
+    assert cam.state is S.STOPPED and "end of source" in ev.items[-1].message
 
 
 def test_not_a_video_and_missing_file_are_error_events_and_capture_retries(tmp_path: Path) -> None:

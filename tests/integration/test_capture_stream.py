@@ -14,7 +14,7 @@ import pytest
 
 from agent.capture.base import SourceState
 from agent.capture.factory import build_camera
-from agent.capture.sources.opencv_source import OpenCVCameraConfig
+from agent.capture.sources.opencv_source import OpenCVCameraConfig, OpenCVSource
 from tests.support.camera_events import Events
 
 S = SourceState
@@ -110,6 +110,8 @@ def test_stream_stalls_reconnects_and_recovers_when_server_returns(mjpeg: MjpegS
         first = slot.get(timeout=15)
         assert first is not None and first.pixels.shape == (96, 128, 3)
         assert cam.state is S.STREAMING
+        assert isinstance(cam.source, OpenCVSource)
+        assert cam.source.decodes_jpeg is True  # JPEG parts decoded by libjpeg-turbo
         mjpeg.stop()
         assert ev.wait(lambda items: any(e.state is S.RECONNECTING for e in items))
         # refused while down: at least two failed reconnects
