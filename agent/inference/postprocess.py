@@ -8,6 +8,7 @@ findings. A shape a decoder cannot decode raises FrameError.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -66,9 +67,29 @@ def class_scores(logits: np.ndarray, n_labels: int) -> np.ndarray:
     return flat
 
 
+SMALL_OUTPUT = 64  # up to this many labels, plain floats beat numpy's per-call overhead
+
+
+def _activate_floats(v: list[float], activation: Activation) -> list[float]:
+    """`activate` for a few values as Python floats (same float64 arithmetic)."""
+    if activation == "softmax":
+        m = max(v)
+        e = [math.exp(x - m) for x in v]
+        total = sum(e)
+        return [x / total for x in e]
+    if activation == "sigmoid":
+        return [0.5 * (1.0 + math.tanh(0.5 * x)) for x in v]
+    return v
+
+
 def classify(logits: np.ndarray, labels: Sequence[str], activation: Activation) -> tuple[Finding, ...]:
     """Every label with its score, highest first (ties keep label order)."""
-    scores = activate(class_scores(logits, len(labels)), activation)
+    raw = class_scores(logits, len(labels))
+    if raw.size <= SMALL_OUTPUT:  # the inference thread holds the GIL for this: keep it short
+        p = _activate_floats(raw.astype(np.float64).tolist(), activation)
+        ranked = sorted(range(len(p)), key=p.__getitem__, reverse=True)  # stable for ties
+        return tuple(Finding(labels[i], p[i]) for i in ranked)
+    scores = activate(raw, activation)
     order = np.argsort(-scores, kind="stable")
     return tuple(Finding(labels[i], float(scores[i])) for i in order)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.inference.errors import FrameError
 from agent.inference.manifest import OutputSpec
@@ -37,6 +39,29 @@ def test_classify_activations() -> None:
     assert classify(np.array([[0.0, 2.0]]), ["a", "b"], "sigmoid")[1] == Finding("a", 0.5)
     raw = classify(np.array([[0.3, 0.7]]), ["a", "b"], "none")
     assert raw == (Finding("b", pytest.approx(0.7)), Finding("a", pytest.approx(0.3)))
+
+
+def _numpy_classify(logits: np.ndarray, labels: list[str], activation: str) -> list[Finding]:
+    scores = {"softmax": softmax, "sigmoid": sigmoid}.get(activation, np.asarray)(logits[0])
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return [Finding(labels[i], float(scores[i])) for i in order]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.integers(-400, 400), min_size=1, max_size=70),
+       activation=st.sampled_from(["softmax", "sigmoid", "none"]))
+def test_classify_with_plain_floats_matches_numpy(values: list[int], activation: str) -> None:
+    """Up to SMALL_OUTPUT labels classify works on Python floats: same ranking (ties in label
+    order) and the same scores as the numpy functions; beyond, numpy itself."""
+    logits = (np.array(values, dtype=np.float32) / 8)[None]  # multiples of 1/8: many ties
+    labels = [f"c{i}" for i in range(len(values))]
+    got = classify(logits, labels, activation)  # type: ignore[arg-type]
+    want = _numpy_classify(logits, labels, activation)
+    assert [f.label for f in got] == [f.label for f in want]
+    # float64 both ways; numpy's and libm's tanh/exp may differ in the last bit
+    np.testing.assert_allclose([f.score for f in got], [f.score for f in want], rtol=1e-12,
+                               atol=1e-15)
+    assert all(type(f.score) is float for f in got)
 
 
 def test_classify_names_a_label_count_mismatch() -> None:
