@@ -74,7 +74,7 @@ class StationConfig(Strict):
     camera: str = Field(description="Camera name (key under `cameras`).")
     model: str = Field(description="Model name (key under `models`).")
     latency_budget_ms: float = Field(100, gt=0, le=60000, description="Capture -> verdict handed to the PLC; older frames are dropped and counted.")
-    prepare_ahead: bool = Field(True, description="Continuous mode: pre-process the next frame on a second thread while the model runs on the current one. More frames/s when inference is the bottleneck; the frame inspected can then be up to one inference older than the newest (the budget is checked again when inference starts). `false`: one thread, always the newest frame.")
+    prepare_ahead: bool = Field(True, description="Continuous mode: pre-process the next frame on a second thread while the model runs on the current one. More frames/s when inference is the bottleneck; the frame inspected can then be up to one inference older than the newest (the budget is checked again when inference starts). `false`: one thread, always the newest frame; on a 2-core box with a model faster than decoding its frame (the bundled one) it also gives ~10% more frames/s (bench/bench_inference.py).")
     mode: Literal["continuous", "triggered"] = Field("continuous", description="Inspect every frame, or one frame per PLC trigger.")
     rules: list[DefectRule] = Field(default_factory=list, description="Defect rules, one per watched class.")
     plc: str | None = Field(None, description="PLC target name (key under `plcs`).")
