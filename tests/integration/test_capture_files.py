@@ -61,10 +61,10 @@ def _drain(slot: LatestFrame, timeout: float = 10.0) -> list[Frame]:
     return frames
 
 
-def _read_to_end(cam_cfg: dict[str, object], base: Path) -> tuple[Camera, LatestFrame, Events,
-                                                                  list[Frame]]:
+def _read_to_end(name: str, cam_cfg: dict[str, object],
+                 base: Path) -> tuple[Camera, LatestFrame, Events, list[Frame]]:
     """Start a camera on a finite source, drain its slot until the source ends, stop it."""
-    cam = _camera("cam1", {"type": "opencv", **FAST, **cam_cfg}, base)
+    cam = _camera(name, {**FAST, **cam_cfg}, base)
     slot = cam.subscribe()
     ev = Events()
     cam.add_listener(ev)
@@ -82,7 +82,8 @@ def _mean_level(f: Frame) -> float:
 @pytest.mark.parametrize(("fourcc", "ext"), [("MJPG", "avi"), ("mp4v", "mp4")])
 def test_video_file_read_back_in_order_then_stopped(tmp_path: Path, fourcc: str, ext: str) -> None:
     write_video(tmp_path / f"clip.{ext}", fourcc, 12)
-    cam, slot, ev, frames = _read_to_end({"source": f"clip.{ext}", "fps": 200}, tmp_path)
+    cam, slot, ev, frames = _read_to_end("cam1", {"type": "opencv", "source": f"clip.{ext}",
+                                                "fps": 200}, tmp_path)
     st = cam.stats()
     assert st.captured == 12 and slot.put_count == 12
     assert len(frames) + slot.dropped == 12
@@ -137,8 +138,8 @@ def test_mjpeg_packets_decoded_by_libjpeg_turbo_match_ffmpeg(tmp_path: Path, dec
     writer.release()
     write_video(tmp_path / "clip.mp4", "mp4v", 3)
     for name in ("clip.avi", "clip.mp4"):  # one slow reader: no frame replaced in the slot
-        cam, _, _, got_frames = _read_to_end({"source": name, "fps": 50,
-                                              "mjpeg_decoder": decoder}, tmp_path)
+        cam, _, _, got_frames = _read_to_end("cam1", {"type": "opencv", "source": name, "fps": 50,
+                                                      "mjpeg_decoder": decoder}, tmp_path)
         frames = [f.pixels for f in got_frames]
         assert isinstance(cam.source, OpenCVSource)
         assert cam.source.decodes_jpeg is (decoder == "libjpeg-turbo" and name == "clip.avi")
@@ -161,7 +162,8 @@ def test_mjpeg_frame_that_is_not_a_jpeg_is_a_read_error_and_the_rest_stream(tmp_
     assert len(starts) == 12
     data[starts[4]:starts[4] + 3] = b"\x00\x00\x00"  # frame 5 loses its JPEG start marker
     path.write_bytes(data)
-    cam, slot, ev, frames = _read_to_end({"source": "clip.avi", "fps": 200}, tmp_path)
+    cam, slot, ev, frames = _read_to_end("cam1", {"type": "opencv", "source": "clip.avi",
+                                                "fps": 200}, tmp_path)
     assert cam.stats().captured == 11 and cam.stats().read_errors == 1
     assert len(frames) + slot.dropped == 11
     errors = [e.message for e in ev.items if e.error]
@@ -219,14 +221,8 @@ def _write_pngs(folder: Path, n: int) -> None:
 def test_folder_sorted_with_unreadable_image_reported_and_skipped(tmp_path: Path) -> None:
     _write_pngs(tmp_path / "imgs", 5)
     (tmp_path / "imgs" / "img_002b.png").write_bytes(b"\x89PNG broken")
-    cam = _camera("cam2", {"type": "folder", "path": "imgs", "pattern": "*.png", "fps": 50, **FAST},
-                  tmp_path)
-    slot = cam.subscribe()
-    ev = Events()
-    cam.add_listener(ev)
-    cam.start()
-    frames = _drain(slot)
-    cam.stop()
+    cam, slot, ev, frames = _read_to_end(
+        "cam2", {"type": "folder", "path": "imgs", "pattern": "*.png", "fps": 50}, tmp_path)
     levels = [round(_mean_level(f)) for f in frames]
     assert slot.dropped == 0  # paced at 50 fps, the consumer keeps up
     assert levels == [_level(i) for i in range(5)]
