@@ -155,20 +155,36 @@ def test_mjpeg_packets_decoded_by_libjpeg_turbo_match_ffmpeg(tmp_path: Path, dec
             ffmpeg.release()
 
 
-def test_mjpeg_frame_that_is_not_a_jpeg_is_a_read_error_and_the_rest_stream(tmp_path: Path) -> None:
-    path = write_video(tmp_path / "clip.avi", "MJPG", 12)
+def _break_frame_5(path: Path, how: str) -> None:
+    """Frame 5 of a 12-frame MJPG AVI loses its JPEG start marker, or declares half its height
+    in its JPEG header (as one field of an interlaced frame would)."""
     data = bytearray(path.read_bytes())
     starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
     assert len(starts) == 12
-    data[starts[4]:starts[4] + 3] = b"\x00\x00\x00"  # frame 5 loses its JPEG start marker
+    if how == "no start marker":
+        data[starts[4]:starts[4] + 3] = b"\x00\x00\x00"
+    else:
+        sof = data.index(b"\xff\xc0", starts[4])  # baseline frame header: length, precision,
+        assert data[sof + 5:sof + 7] == (120).to_bytes(2, "big")  # then height, width
+        data[sof + 5:sof + 7] = (60).to_bytes(2, "big")
     path.write_bytes(data)
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("no start marker", "is not a JPEG libjpeg-turbo can decode"),
+    ("half height", "decodes to 160x60 but the stream is 160x120"),
+])
+def test_mjpeg_frame_libjpeg_cannot_decode_whole_is_a_read_error_and_the_rest_stream(
+        tmp_path: Path, how: str, message: str) -> None:
+    _break_frame_5(write_video(tmp_path / "clip.avi", "MJPG", 12), how)
     cam, slot, ev, frames = _read_to_end("cam1", {"type": "opencv", "source": "clip.avi",
                                                 "fps": 200}, tmp_path)
     assert cam.stats().captured == 11 and cam.stats().read_errors == 1
     assert len(frames) + slot.dropped == 11
+    assert all(f.pixels.shape == (120, 160, 3) for f in frames)
     errors = [e.message for e in ev.items if e.error]
     assert len(errors) == 1
-    assert "frame 5 of file" in errors[0] and "not a JPEG libjpeg-turbo can decode" in errors[0]
+    assert "frame 5 of file" in errors[0] and message in errors[0]
     assert "mjpeg_decoder: backend" in errors[0]
     assert cam.state is S.STOPPED and "end of source" in ev.items[-1].message
 

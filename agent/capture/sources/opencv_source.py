@@ -86,6 +86,7 @@ class OpenCVSource:
         self._cap: Any = None
         self._frames_since_open = 0
         self.decodes_jpeg = False  # the backend hands over JPEG packets, decoded here
+        self._jpeg_size: tuple[int, int] | None = None  # (height, width) the stream declares
 
     def open(self) -> None:
         with self._guard("open"):
@@ -195,7 +196,11 @@ class OpenCVSource:
         if cap.getBackendName() != "FFMPEG":
             return False
         fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
-        return fourcc == b"MJPG" and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
+        if fourcc != b"MJPG" or not cap.set(cv2.CAP_PROP_FORMAT, -1):
+            return False
+        size = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self._jpeg_size = size if min(size) > 0 else None
+        return True
 
     def _decode_jpeg(self, packet: Any) -> Any:
         import cv2
@@ -206,6 +211,12 @@ class OpenCVSource:
                 f"frame {self._frames_since_open} of {self.description} is not a JPEG "
                 f"libjpeg-turbo can decode ({packet.size} bytes); mjpeg_decoder: backend "
                 "leaves decoding to FFmpeg")
+        if self._jpeg_size is not None and image.shape[:2] != self._jpeg_size:
+            (h, w), (sh, sw) = image.shape[:2], self._jpeg_size
+            raise SourceError(
+                f"frame {self._frames_since_open} of {self.description} decodes to {w}x{h} "
+                f"but the stream is {sw}x{sh} (interlaced Motion-JPEG, two fields per frame?); "
+                "mjpeg_decoder: backend leaves decoding to FFmpeg")
         return image
 
     def _why_not_opened(self) -> str:
