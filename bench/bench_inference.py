@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_inference.py [--model models/defect-cnn] [--frames 600]
         [--rounds 5] [--size 320x240] [--codec MJPG|mp4v|raw] [--threads 1]
+        [--mjpeg-decoder libjpeg-turbo|backend]
 
 The script writes a video of synthetic conveyor frames (MJPG .avi by default) into a
 temporary directory, loads the model with load_model (CPU, `--threads` intra-op
@@ -9,7 +10,8 @@ threads, spinning off: the config defaults) and measures, in interleaved rounds 
 load from other processes hits every variant alike:
 
 - baseline: bare `session.run` on pre-processed inputs, back to back (frames/s, p50/p99)
-- decode only: `cv2.VideoCapture.read()` of the file (what the source alone can give)
+- decode only: the camera's source read in a loop (Motion-JPEG decoded as the station
+  decodes it; what the source alone can give)
 - pipeline, threaded (as the daemon runs a station): Camera capture thread decoding the
   file -> LatestFrame -> InferenceWorker (pre -> session.run -> post) -> result handler.
   Frames/s = inspections / wall time; the ratio to the baseline is the figure of merit
@@ -21,6 +23,8 @@ load from other processes hits every variant alike:
   * in ModelRunner.infer (pre + post + bookkeeping; target p50/p99 <= 2 ms)
   * end to end in the threaded pipeline: result handler time - t_capture - session.run
     (includes decode and the wait in the slot)
+- the ceilings on this box: decode + pre/post + session.run per frame spread perfectly
+  over its cores, and the process CPU the threaded station really spends per frame.
 """
 
 from __future__ import annotations
