@@ -62,7 +62,7 @@ from agent.types import Frame, Inspection  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.90
 TARGET_ADDED_MS = 2.0
-MJPEG_DECODER = ["libjpeg-turbo"]  # --mjpeg-decoder
+mjpeg_decoder = "libjpeg-turbo"  # the camera option every run uses (--mjpeg-decoder)
 
 
 def write_video(path: Path, frames: int, size: tuple[int, int], codec: str) -> None:
@@ -81,7 +81,7 @@ def write_video(path: Path, frames: int, size: tuple[int, int], codec: str) -> N
 
 
 def camera_config(video: Path) -> OpenCVCameraConfig:
-    return OpenCVCameraConfig(type="opencv", source=str(video), mjpeg_decoder=MJPEG_DECODER[0])
+    return OpenCVCameraConfig(type="opencv", source=str(video), mjpeg_decoder=mjpeg_decoder)
 
 
 def open_source(video: Path) -> OpenCVSource:
@@ -187,7 +187,8 @@ def main() -> int:
     ap.add_argument("--mjpeg-decoder", choices=["libjpeg-turbo", "backend"],
                     default="libjpeg-turbo", help="the camera's mjpeg_decoder setting")
     args = ap.parse_args()
-    MJPEG_DECODER[0] = args.mjpeg_decoder
+    global mjpeg_decoder
+    mjpeg_decoder = args.mjpeg_decoder
     w, h = (int(v) for v in args.size.split("x"))
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as the daemon runs (agent/app.py)
 

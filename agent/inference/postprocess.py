@@ -86,7 +86,7 @@ def classify(logits: np.ndarray, labels: Sequence[str], activation: Activation) 
     """Every label with its score, highest first (ties keep label order)."""
     raw = class_scores(logits, len(labels))
     if raw.size <= SMALL_OUTPUT:  # the inference thread holds the GIL for this: keep it short
-        p = _activate_floats(raw.astype(np.float64).tolist(), activation)
+        p = _activate_floats(raw.astype(np.float64).tolist(), activation)  # floats, whatever the dtype
         ranked = sorted(range(len(p)), key=p.__getitem__, reverse=True)  # stable for ties
         return tuple(Finding(labels[i], p[i]) for i in ranked)
     scores = activate(raw, activation)
