@@ -24,20 +24,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that subcommand's module is imported (and its options added).
+
+    Subcommand modules pull in onnxruntime, OpenCV, asyncua: `--version` and `--help` need none.
+    """
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__)
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
-        mod = importlib.import_module(f"agent.commands.{module}")
-        p = sub.add_parser(name, help=help_text, description=mod.__doc__)
-        mod.add_arguments(p)
-        p.set_defaults(_module=mod)
+        p = sub.add_parser(name, help=help_text)
+        if only is None or name == only:
+            mod = importlib.import_module(f"agent.commands.{module}")
+            p.description = mod.__doc__
+            mod.add_arguments(p)
+            p.set_defaults(_module=mod)
     return parser
 
 
+def chosen_command(argv: Sequence[str]) -> str:
+    """The subcommand named on the command line ("" when none is): the first non-option word."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         return int(args._module.main(args) or 0)
     except KeyboardInterrupt:
