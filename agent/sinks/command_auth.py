@@ -19,19 +19,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 MAC_FIELD = "mac"
 KID_FIELD = "kid"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def canonical(topic: str, message: Mapping[str, Any]) -> bytes:
     """The bytes the MAC covers: the topic, a newline, the message without `mac`."""
     body = {k: v for k, v in message.items() if k != MAC_FIELD}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"{topic}\n{text}".encode()
+    return f"{topic}\n{text}".encode("utf-8", "surrogatepass")  # a lone surrogate: no raise
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ class Keyring:
             return "not authenticated: `kid` and `mac` are required"
         if kid not in self.keys:
             return f"not authenticated: unknown key id {kid[:64]!r}"
-        if not hmac.compare_digest(mac.encode(), self.mac(kid, topic, message).encode()):
+        if not _HEX64.fullmatch(mac) or not hmac.compare_digest(
+                mac, self.mac(kid, topic, message)):
             return "not authenticated: wrong mac"
         return None
 

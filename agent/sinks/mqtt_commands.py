@@ -113,8 +113,10 @@ class CommandPolicy:
 
 
 def _claimed(doc: dict[str, Any], key: str) -> str | None:
-    value = doc.get(key)
-    return value[:128] if isinstance(value, str) else None
+    value = doc.get(key)  # unauthenticated: cut, and made encodable (no lone surrogates)
+    if not isinstance(value, str):
+        return None
+    return value[:128].encode("utf-8", "replace").decode("utf-8")
 
 
 def _load(raw: bytes) -> dict[str, Any] | str:

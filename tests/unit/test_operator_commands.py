@@ -96,6 +96,17 @@ def test_command_rejected(raw, code: str, why: str) -> None:  # type: ignore[no-
     assert not out.accepted and out.code == code and why in out.reason and out.command is None
 
 
+def test_hostile_text_is_refused_without_raising() -> None:
+    raw = b'{"command": "reset", "id": "\\ud800x", "client_id": "\\udfff", "kid": "2026-11", ' \
+          b'"mac": "\\ud800", "time": "2026-11-27T09:30:00Z"}'
+    out = evaluate(raw, POLICY, TOPIC, NOW)
+    assert out.code == "unauthenticated" and out.reason == "not authenticated: wrong mac"
+    json.dumps(out.audit_fields(), ensure_ascii=False).encode()  # the audit can write it
+    json.dumps(out.reply(), ensure_ascii=False).encode()
+    signed = KEYS.sign(TOPIC, body(id="\ud800"))
+    assert evaluate(json.dumps(signed).encode(), POLICY, TOPIC, NOW).code == "invalid"
+
+
 def test_rejected_outcome_keeps_claimed_id_and_client_for_the_audit() -> None:
     out = evaluate(tampered(), POLICY, TOPIC, NOW)
     fields = out.audit_fields()
