@@ -132,6 +132,11 @@ async def test_operator_reset_from_the_cli_releases_the_latch(tmp_path: Path,
                                                  "replay", "replay"], attempts
         assert all(a["client"] == "edge-agent-cli" and a["id"] for a in attempts)
         assert sum(a["event"] == "reset" for a in daemon.audit()) == 1
+        _, metrics = daemon.get("/metrics")
+        counted = {line.split("result=\"")[1].split("\"")[0]: float(line.rsplit(" ", 1)[1])
+                   for line in metrics.decode().splitlines()
+                   if line.startswith("edge_agent_operator_commands_total{")}
+        assert counted == {"accepted": 1, "unauthenticated": 1, "replay": 3}, counted
         rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
