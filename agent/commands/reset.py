@@ -53,6 +53,7 @@ def main(args: argparse.Namespace) -> int:
                       command_template=sink.commands.topic)
     keys = command_keyring(sink.commands)
     if keys is None:  # the config model refuses commands.enabled without a key
+        print(f"{args.config}: commands need a key", file=sys.stderr)
         return 2
     body = keys.sign(topics.command_topic, {
         "command": args.action, "line": args.line, "station": args.station,
@@ -93,7 +94,8 @@ def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[
             return
         if not isinstance(doc, dict) or doc.get("id") != body["id"] or got.is_set():
             return
-        if keys.verify(topics.command_result_topic, doc) is not None or not isinstance(doc.get("accepted"), bool):
+        why = keys.verify(topics.command_result_topic, doc)
+        if why is not None or not isinstance(doc.get("accepted"), bool):
             forged[0] += 1
             return
         answer.update(doc)
