@@ -234,7 +234,7 @@ async def test_command_flood_neither_crashes_nor_floods_the_log(
     c = commanded
     with caplog.at_level(logging.DEBUG):
         for i in range(2000):
-            c.sub.client.publish(CMD, b"{garbage %d" % i if i % 2 else forged(), qos=0)
+            c.sub.client.publish(CMD, b"{garbage %d" % i if i % 2 else forged(), qos=1)
         for _ in range(300):
             if c.sink.stats().commands_rejected >= 2000:
                 break
