@@ -124,8 +124,8 @@ class Agent:
             sink = build_sink(name, sc, ctx)
             if hasattr(sink, "set_birth"):
                 sink.set_birth(self.birth())
-            if hasattr(sink, "on_command"):
-                sink.on_command(self._on_operator_command)
+            if hasattr(sink, "on_command"):  # every attempt audited by the sink, with its id
+                sink.on_command(self._on_operator_command, self.audit.write)
             await sink.start()
             self.sinks[name] = sink
             fwd = Forwarder(self.outbox, sink, sc.outbox)
@@ -273,8 +273,6 @@ class Agent:
     def _on_operator_command(self, cmd: Any) -> None:
         action = getattr(cmd, "action", None)
         line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
-        self.audit.write("operator_command", action=action, line=line, station=station,
-                         client=getattr(cmd, "client_id", None))
         targets = [rt for rt in self.stations.values()
                    if (line in (None, rt.line)) and (station in (None, rt.name))]
         for rt in targets:

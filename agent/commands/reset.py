@@ -1,9 +1,11 @@
 """Reset a latched stop (or pause/resume a station) on a running daemon, as an operator.
 
 The command goes over the daemon's authenticated MQTT command path (the `commands` of an
-MQTT sink in the same config: enabled, shared secret, allowed client ids), is audited
-there, and this command waits for the daemon's answer. Exit 0 accepted, 1 rejected or
-no answer, 2 bad config.
+MQTT sink in the same config: enabled, key, allowed client ids): it is signed with the
+key (HMAC, the key is never sent), audited by the daemon, and this command waits for the
+daemon's answer to its id. Only an answer signed with one of the config's keys counts:
+anyone can publish on the result topic. Exit 0 accepted, 1 rejected or no (authentic)
+answer, 2 bad config.
 
     edge-agent reset --config line.yaml --line line3 --station infeed
 """
@@ -20,7 +22,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from agent.commands import EXIT_CONFIG, load_or_report
-from agent.sinks.mqtt import MqttSinkConfig
+from agent.sinks.command_auth import Keyring
+from agent.sinks.mqtt import MqttSinkConfig, command_keyring
 from agent.sinks.mqtt_topics import TopicMap
 from agent.sinks.tls_context import client_ssl_context
 from agent.types import new_event_id
@@ -48,15 +51,20 @@ def main(args: argparse.Namespace) -> int:
     sink = sinks[0]
     topics = TopicMap(prefix=sink.prefix, site=cfg.site, agent_id=cfg.agent_id,
                       command_template=sink.commands.topic)
-    secret = sink.commands.shared_secret
-    body = {"command": args.action, "line": args.line, "station": args.station,
-            "id": new_event_id(), "time": datetime.now(UTC).isoformat(),
-            "client_id": args.client_id,
-            "secret": secret.get_secret_value() if secret else None}
-    reply = _exchange(sink, loaded.base_dir, topics, body, args.timeout)
+    keys = command_keyring(sink.commands)
+    if keys is None:  # the config model refuses commands.enabled without a key
+        print(f"{args.config}: commands need a key", file=sys.stderr)
+        return 2
+    body = keys.sign(topics.command_topic, {
+        "command": args.action, "line": args.line, "station": args.station,
+        "id": new_event_id(), "time": datetime.now(UTC).isoformat(),
+        "client_id": args.client_id})
+    reply, forged = _exchange(sink, loaded.base_dir, topics, body, keys, args.timeout)
     if reply is None:
         print(f"no answer from agent {cfg.agent_id} within {args.timeout:g} s on "
-              f"{topics.command_result_topic}", file=sys.stderr)
+              f"{topics.command_result_topic}"
+              + (f" ({forged} unauthenticated answer(s) ignored)" if forged else ""),
+              file=sys.stderr)
         return 1
     print(f"{args.action} {args.line}/{args.station}: "
           f"{'accepted' if reply.get('accepted') else 'REJECTED'}: {reply.get('reason')}")
@@ -64,9 +72,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[str, Any],
-              timeout: float) -> dict[str, Any] | None:
-    """Subscribe to the result topic, publish the command, wait for the answer to its id."""
+              keys: Keyring, timeout: float) -> tuple[dict[str, Any] | None, int]:
+    """Subscribe to the result topic, publish the command, wait for the authenticated
+    answer to its id. Returns (answer or None, answers to its id ignored as forged)."""
     answer: dict[str, Any] = {}
+    forged = [0]
     got = threading.Event()
     subscribed = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cli-{body['id'][-12:]}",
@@ -82,9 +92,14 @@ def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[
             doc = json.loads(msg.payload)
         except ValueError:
             return
-        if isinstance(doc, dict) and doc.get("id") == body["id"]:
-            answer.update(doc)
-            got.set()
+        if not isinstance(doc, dict) or doc.get("id") != body["id"] or got.is_set():
+            return
+        why = keys.verify(topics.command_result_topic, doc)
+        if why is not None or not isinstance(doc.get("accepted"), bool):
+            forged[0] += 1
+            return
+        answer.update(doc)
+        got.set()
 
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics.command_result_topic, qos=1)
     client.on_subscribe = lambda *a: subscribed.set()
@@ -93,9 +108,9 @@ def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[
     client.loop_start()
     try:
         if not subscribed.wait(timeout):
-            return None
+            return None, 0
         client.publish(topics.command_topic, json.dumps(body), qos=1).wait_for_publish(timeout)
-        return answer if got.wait(timeout) else None
+        return (answer if got.wait(timeout) else None), forged[0]
     finally:
         client.disconnect()
         client.loop_stop()

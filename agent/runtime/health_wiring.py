@@ -129,6 +129,7 @@ class HealthWiring:
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
                                    "1 while the sink is connected"))
+            out += _operator_command_samples(name, getattr(sk, "commands", None))
         for name, link in a.plc.links.items():
             out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
                                    1.0 if link.state is SinkState.CONNECTED else 0.0,
@@ -254,3 +255,13 @@ class HealthWiring:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.stop()
+
+
+def _operator_command_samples(sink: str, listener: Any) -> list[GaugeSample]:
+    """Operator commands a sink took, by result: accepted, or the code it was rejected for."""
+    if listener is None:
+        return []
+    counts = {"accepted": listener.accepted, **listener.rejected_by}
+    return [GaugeSample("edge_agent_operator_commands_total", {"sink": sink, "result": k},
+                        float(v), "operator commands by result (accepted, or why rejected)",
+                        "counter") for k, v in counts.items()]

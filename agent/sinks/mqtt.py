@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from agent.config.base import Strict
 from agent.sinks.base import SinkContext
@@ -12,15 +12,45 @@ from agent.sinks.outbox_policy import MqttOutboxPolicy
 from agent.sinks.tls import TlsConfig
 
 if TYPE_CHECKING:
+    from agent.sinks.command_auth import Keyring
     from agent.sinks.mqtt_sink import MqttSink
 
 
+MIN_KEY_CHARS = 16
+
+
 class MqttCommandsConfig(Strict):
-    enabled: bool = Field(False, description="Subscribe to operator commands (reset, pause, resume, rebirth).")
+    enabled: bool = Field(False, description="Subscribe to operator commands (reset, pause, resume, rebirth). Needs `key`.")
     topic: str = Field("{prefix}/{site}/agent/{agent_id}/cmd", description="Topic template for inbound commands.")
     allowed_client_ids: list[str] = Field(default_factory=list, description="Commands must name one of these client ids (empty = any).")
-    shared_secret: SecretStr | None = Field(None, description="Commands must carry this secret (use ${file:...} or ${cred:...}).")
-    max_age_s: float = Field(30.0, gt=0, description="Commands whose `time` is older than this are rejected (never executed late, e.g. after a reconnect).")
+    key: SecretStr | None = Field(None, description="HMAC-SHA256 key commands are authenticated with and answers signed with; never sent. A credential: ${cred:...} or ${file:...}, at least 16 characters (e.g. `openssl rand -hex 32`).")
+    key_id: str = Field("1", min_length=1, max_length=64, description="Id of `key` (the `kid` of signed messages); change it with the key when rotating.")
+    previous_keys: dict[str, SecretStr] = Field(default_factory=dict, description="Key id -> key still accepted on commands during a rotation (answers are signed with `key`).")
+    max_age_s: float = Field(30.0, gt=0, description="Commands whose `time` is older than this are rejected (never executed late, e.g. after a reconnect); their ids are remembered (in state_dir) for this long, so a replayed command is refused, also after a restart.")
+    max_future_s: float = Field(5.0, ge=0, description="Commands whose `time` is more than this ahead of the agent's clock are rejected (clock skew allowed).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_shared_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "shared_secret" in data:
+            raise ValueError("`shared_secret` is gone: it travelled in clear. Set `key` (an HMAC "
+                             "key from ${cred:...} or ${file:...}); commands carry a MAC made "
+                             "with it (see the README, Operator commands)")
+        return data
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> MqttCommandsConfig:
+        if self.enabled and self.key is None:
+            raise ValueError("commands.enabled needs `key` (HMAC key from ${cred:...} or "
+                             "${file:...}): unauthenticated operator commands are not accepted")
+        keys = {self.key_id: self.key} if self.key is not None else {}
+        for kid, key in {**self.previous_keys, **keys}.items():
+            if len(key.get_secret_value()) < MIN_KEY_CHARS:
+                raise ValueError(f"key {kid!r} is shorter than {MIN_KEY_CHARS} characters "
+                                 "(generate one with `openssl rand -hex 32`)")
+        if self.key_id in self.previous_keys:
+            raise ValueError(f"key id {self.key_id!r} is both the current and a previous key")
+        return self
 
 
 class MqttSinkConfig(Strict):
@@ -59,9 +89,19 @@ def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
                       command_template=cfg.commands.topic)
     for level in cfg.prefix.split("/"):
         check_level(level, "prefix level")
-    secret = cfg.commands.shared_secret
-    policy = CommandPolicy(allowed_client_ids=tuple(cfg.commands.allowed_client_ids),
-                           shared_secret=secret.get_secret_value() if secret else None,
-                           max_age_s=cfg.commands.max_age_s)
+    policy = CommandPolicy(keyring=command_keyring(cfg.commands),
+                           allowed_client_ids=tuple(cfg.commands.allowed_client_ids),
+                           max_age_s=cfg.commands.max_age_s,
+                           max_future_s=cfg.commands.max_future_s)
     client = build_client(cfg, ctx, topics.status_topic, where)
     return MqttSink(name, cfg, ctx, client, topics, policy)
+
+
+def command_keyring(cfg: MqttCommandsConfig) -> Keyring | None:
+    """The keyring of the command path (None without a key)."""
+    from agent.sinks.command_auth import keyring
+
+    if cfg.key is None:
+        return None
+    return keyring(cfg.key_id, cfg.key.get_secret_value(),
+                   {k: v.get_secret_value() for k, v in cfg.previous_keys.items()})

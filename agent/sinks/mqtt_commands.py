@@ -1,27 +1,31 @@
-"""Inbound operator commands over MQTT: schema, validation, authorisation. Pure: no I/O.
+"""Inbound operator commands over MQTT: schema, validation, authentication. Pure: no I/O.
 
 A command is a JSON object on the command topic:
 
-    {"command": "reset", "line": "L1", "station": "S1", "id": "op-17",
-     "time": "2026-11-27T09:30:00Z", "client_id": "hmi-1", "secret": "..."}
+    {"command": "reset", "line": "L1", "station": "S1", "id": "0193...-op-17",
+     "time": "2026-11-27T09:30:00Z", "client_id": "hmi-1", "kid": "2026-11", "mac": "9f2c..."}
 
-It is accepted only if it parses against `CommandMessage`, names an allowed
-client id (when a list is configured), carries the shared secret (when one is
-configured), is not older than `max_age_s`, and names a station for the
-station commands. Every outcome is returned as an `Outcome` with a reason.
+It is accepted only if it carries a valid HMAC by a configured key (`command_auth`:
+the key never travels), parses against `CommandMessage`, names an allowed client id
+(when a list is configured), and its `time` is neither older than `max_age_s` nor
+more than `max_future_s` ahead, and names a station for the station commands. Whether
+its id was seen before is the listener's check (it keeps state). Every outcome is
+returned as an `Outcome` with a reason and a short code; rejected ones also carry the
+id and client id they claimed, for the audit.
 """
 
 from __future__ import annotations
 
 import enum
-import hmac
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from agent.sinks.command_auth import Keyring
 
 COMMAND_SCHEMA_VERSION = 1
 MAX_COMMAND_BYTES = 4096
@@ -45,10 +49,11 @@ class CommandMessage(BaseModel):
     command: OperatorAction = Field(description="reset | pause | resume | rebirth.")
     line: str | None = Field(None, min_length=1, max_length=128, description="Line name.")
     station: str | None = Field(None, min_length=1, max_length=128, description="Station name.")
-    id: str | None = Field(None, max_length=128, description="Caller's id, echoed in the result.")
+    id: str = Field(min_length=1, max_length=128, description="Unique per command (e.g. a UUID): a command id is executed once, a repeated one is refused as a replay. Echoed in the result.")
     time: AwareDatetime = Field(description="When the operator issued it (ISO 8601 with zone).")
     client_id: str | None = Field(None, max_length=128, description="Who sends it.")
-    secret: str | None = Field(None, max_length=512, description="Shared secret, if configured.")
+    kid: str | None = Field(None, max_length=64, description="Id of the key the mac was made with.")
+    mac: str | None = Field(None, max_length=128, description="HMAC-SHA256, lowercase hex, over the topic and the canonical command (see README).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,7 @@ class OperatorCommand:
     action: OperatorAction
     line: str | None
     station: str | None
-    id: str | None
+    id: str
     client_id: str | None
     issued: datetime
     received: datetime
@@ -69,7 +74,11 @@ class Outcome:
     accepted: bool
     reason: str
     command: OperatorCommand | None = None
-    id: str | None = None
+    id: str | None = None  # as claimed by the message (unauthenticated when rejected early)
+    code: str = "accepted"  # short reason: malformed, unauthenticated, invalid, client, ...
+    client_id: str | None = None
+    action: str | None = None
+    authenticated: bool = False
 
     def reply(self) -> dict[str, Any]:
         cmd = self.command
@@ -82,63 +91,93 @@ class Outcome:
             "time": datetime.now(UTC).isoformat(),
         }
 
+    def audit_fields(self) -> dict[str, Any]:
+        """Every attempt's audit line: who claimed to send what, and why it was refused."""
+        cmd = self.command
+        return {"id": self.id, "client": self.client_id, "command": self.action,
+                "line": cmd.line if cmd else None, "station": cmd.station if cmd else None,
+                "accepted": self.accepted, "code": self.code, "reason": self.reason,
+                "authenticated": self.authenticated}
+
+    def rejected(self, code: str, reason: str) -> Outcome:
+        """This outcome turned into a refusal (the listener's replay check)."""
+        return replace(self, accepted=False, code=code, reason=reason, command=None)
+
 
 @dataclass(frozen=True)
 class CommandPolicy:
+    keyring: Keyring | None = None  # None: no MAC check (only a test builds that)
     allowed_client_ids: Sequence[str] = ()
-    shared_secret: str | None = None
     max_age_s: float = 30.0
+    max_future_s: float = 5.0
 
 
-def _reject(reason: str, cid: str | None = None) -> Outcome:
-    return Outcome(False, reason, None, cid)
+def _claimed(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)  # unauthenticated: cut, and made encodable (no lone surrogates)
+    if not isinstance(value, str):
+        return None
+    return value[:128].encode("utf-8", "replace").decode("utf-8")
 
 
-def _parse(raw: bytes) -> CommandMessage | str:
+def _load(raw: bytes) -> dict[str, Any] | str:
     if len(raw) > MAX_COMMAND_BYTES:
         return f"command too large ({len(raw)} bytes > {MAX_COMMAND_BYTES})"
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return f"not JSON: {exc}"
     if not isinstance(data, dict):
         return "not a JSON object"
+    return data
+
+
+def _validate(doc: dict[str, Any]) -> CommandMessage | str:
     try:
-        return CommandMessage.model_validate(data)
+        return CommandMessage.model_validate(doc)
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '-'}: {e['msg']}"
                          for e in exc.errors()[:5])
         return f"invalid command: {errs}"
 
 
-def _authorise(msg: CommandMessage, policy: CommandPolicy, now: datetime) -> str | None:
+def _authorise(msg: CommandMessage, policy: CommandPolicy, now: datetime) -> tuple[str, str] | None:
     if policy.allowed_client_ids and msg.client_id not in policy.allowed_client_ids:
-        return f"client id {msg.client_id!r} is not allowed"
-    if policy.shared_secret is not None and not hmac.compare_digest(
-            (msg.secret or "").encode(), policy.shared_secret.encode()):
-        return "missing or wrong shared secret"
+        return "client", f"client id {msg.client_id!r} is not allowed"
     age = (now - msg.time).total_seconds()
     if age > policy.max_age_s:
-        return f"command is {age:.0f} s old (max {policy.max_age_s:g} s): not executed late"
-    if age < -policy.max_age_s:
-        return f"command time is {-age:.0f} s in the future: check the sender's clock"
+        return "stale", f"command is {age:.0f} s old (max {policy.max_age_s:g} s): not executed late"
+    if -age > policy.max_future_s:
+        return "future", (f"command time is {-age:.1f} s in the future (max "
+                          f"{policy.max_future_s:g} s): check the sender's clock")
     if msg.command in STATION_ACTIONS and not (msg.line and msg.station):
-        return f"{msg.command} needs line and station"
+        return "invalid", f"{msg.command} needs line and station"
     return None
 
 
-def evaluate(raw: bytes, policy: CommandPolicy, now: datetime | None = None) -> Outcome:
-    """Parse, validate and authorise one inbound command payload. Never raises."""
+def evaluate(raw: bytes, policy: CommandPolicy, topic: str,
+             now: datetime | None = None) -> Outcome:
+    """Parse, authenticate, validate and authorise one payload received on `topic`.
+    Never raises."""
     now = now or datetime.now(UTC)
-    msg = _parse(raw)
+    doc = _load(raw)
+    if isinstance(doc, str):
+        return Outcome(False, doc, code="malformed")
+    claimed = Outcome(False, "", id=_claimed(doc, "id"), client_id=_claimed(doc, "client_id"),
+                      action=_claimed(doc, "command"))
+    if policy.keyring is not None:
+        why = policy.keyring.verify(topic, doc)
+        if why:
+            return replace(claimed, reason=why, code="unauthenticated")
+    claimed = replace(claimed, authenticated=policy.keyring is not None)
+    msg = _validate(doc)
     if isinstance(msg, str):
-        return _reject(msg)
-    why = _authorise(msg, policy, now)
-    if why:
-        return _reject(why, msg.id)
+        return replace(claimed, reason=msg, code="invalid")
+    refused = _authorise(msg, policy, now)
+    if refused:
+        return replace(claimed, code=refused[0], reason=refused[1])
     cmd = OperatorCommand(msg.command, msg.line, msg.station, msg.id, msg.client_id,
                           msg.time, now)
-    return Outcome(True, "accepted", cmd, msg.id)
+    return replace(claimed, accepted=True, reason="accepted", code="accepted", command=cmd)
 
 
 def command_schema() -> dict[str, Any]:

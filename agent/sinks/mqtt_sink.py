@@ -30,6 +30,7 @@ from agent.sinks.base import (
     encode_json,
     wire_bytes,
 )
+from agent.sinks.command_replay import SeenIds
 from agent.sinks.mqtt_client import (
     RecordingClient,
     connect_properties,
@@ -39,7 +40,8 @@ from agent.sinks.mqtt_client import (
     publish_properties,
     status_payload,
 )
-from agent.sinks.mqtt_commands import CommandPolicy, OperatorAction, OperatorCommand, evaluate
+from agent.sinks.mqtt_commands import CommandPolicy, OperatorCommand
+from agent.sinks.mqtt_listener import Audit, CommandListener, seen_ids_path
 from agent.sinks.mqtt_topics import TopicMap
 from agent.types import Record
 
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
     from agent.sinks.mqtt import MqttSinkConfig
 
 log = logging.getLogger(__name__)
-audit = logging.getLogger("agent.audit.commands")
 PAHO_MAX_PAYLOAD = 268_435_455
 CLOSE_ACK_TIMEOUT_S = 2.0
 
@@ -109,6 +110,11 @@ class MqttSink:
         self.topics = topics
         self.policy = policy
         self.where = f"mqtt sink {name!r} (broker {cfg.host}:{cfg.port})"
+        seen = SeenIds(seen_ids_path(ctx.state_dir, name), policy.max_age_s)
+        if cfg.commands.enabled:
+            seen.load(datetime.now(UTC).timestamp())
+        self.commands = CommandListener(self.where, name, policy, topics, seen,
+                                        self._publish_result, self._publish_online)
         self._state = SinkState.STARTING
         self._stats = MqttSinkStats()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,7 +126,6 @@ class MqttSink:
         self._acks: deque[tuple[int, ReasonCode]] = deque()
         self._drain_posted = False
         self._birth: dict[str, Any] = {}
-        self._handler: Callable[[OperatorCommand], None] | None = None
         self._max_payload = PAHO_MAX_PAYLOAD
         self._connack_seen = False
         self._refused = RepeatLimiter(log, self.where, logging.ERROR)
@@ -133,15 +138,18 @@ class MqttSink:
         return self._state
 
     def stats(self) -> MqttSinkStats:
-        return replace(self._stats)
+        return replace(self._stats, commands_accepted=self.commands.accepted,
+                       commands_rejected=sum(self.commands.rejected_by.values()))
 
     def set_birth(self, birth: dict[str, Any]) -> None:
         self._birth = dict(birth)
         if self._state is SinkState.CONNECTED:
             self._publish_online()
 
-    def on_command(self, handler: Callable[[OperatorCommand], None]) -> None:
-        self._handler = handler
+    def on_command(self, handler: Callable[[OperatorCommand], None],
+                   audit: Audit | None = None) -> None:
+        """`handler` gets each accepted command; `audit(event, **fields)` every attempt."""
+        self.commands.set_handler(handler, audit)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -185,6 +193,7 @@ class MqttSink:
                                f"first {first[0]}: {first[1]}", list(refused))
 
     async def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> bool:
+        self.commands.tick()
         if self._state is not SinkState.CONNECTED:
             self._stats.telemetry_dropped += 1
             return False
@@ -211,6 +220,7 @@ class MqttSink:
         self._fail_pending("sink closed")
         self.client.disconnect()
         await asyncio.to_thread(self.client.loop_stop)
+        await self.commands.close()
         log.info("%s: closed", self.where)
 
     # ---- records --------------------------------------------------------------------
@@ -282,6 +292,9 @@ class MqttSink:
             self._untracked.add(info.mid)
         return bool(info.rc == mqtt.MQTT_ERR_SUCCESS)
 
+    def _publish_result(self, topic: str, body: dict[str, Any]) -> bool:
+        return self._publish_raw(topic, body, qos=1)
+
     def _publish_online(self) -> None:
         body = {**status_payload(self.ctx, "online"), **self._birth}
         self._publish_raw(self.topics.status_topic, body, qos=1, retain=True)
@@ -331,7 +344,7 @@ class MqttSink:
             self._post(self._drain_acks)
 
     def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self._post(self._on_command_message, bytes(msg.payload))
+        self._post(self.commands.on_message, bytes(msg.payload))
 
     # ---- on the loop ----------------------------------------------------------------
 
@@ -401,25 +414,3 @@ class MqttSink:
 
     def _why_down(self) -> str:
         return self._stats.last_error or str(self._state)
-
-    # ---- inbound commands -----------------------------------------------------------
-
-    def _on_command_message(self, raw: bytes) -> None:
-        try:
-            outcome = evaluate(raw, self.policy)
-            self._publish_raw(self.topics.command_result_topic, outcome.reply(), qos=1)
-            if not outcome.accepted or outcome.command is None:
-                self._stats.commands_rejected += 1
-                audit.warning("%s: operator command rejected: %s", self.where, outcome.reason)
-                return
-            cmd = outcome.command
-            self._stats.commands_accepted += 1
-            audit.info("%s: operator command %s line=%s station=%s id=%s client=%s accepted",
-                       self.where, cmd.action, cmd.line, cmd.station, cmd.id, cmd.client_id)
-            if cmd.action is OperatorAction.REBIRTH:
-                self._publish_online()
-            if self._handler is not None:
-                self._handler(cmd)
-        except Exception:  # a command must never take the sink down
-            log.exception("%s: error while handling an operator command", self.where)
-

@@ -84,39 +84,59 @@ async def test_defects_records_stop_and_reset(tmp_path: Path, mosquitto: Mosquit
 async def test_operator_reset_from_the_cli_releases_the_latch(tmp_path: Path,
                                                              mosquitto: Mosquitto,
                                                              softplc: SoftPlc) -> None:
-    """`edge-agent reset` goes over the authenticated MQTT command path: a wrong secret is
-    refused, the right one clears the agent's latch and its stop_request at the PLC."""
+    """`edge-agent reset` goes over the authenticated MQTT command path: signed with a wrong
+    key it is refused (and the CLI, unable to verify the answer, says "no answer"); with the
+    right key it clears the agent's latch and its stop_request at the PLC. The captured
+    command, republished 3 times, resets nothing more."""
     import subprocess
     import sys
 
-    (tmp_path / "cmd-secret").write_text("s3cret\n")
+    from tests.support.mqtt_peer import subscriber
+
+    (tmp_path / "cmd-key").write_text("9c1f0e7a2b3d4c5e6f708192a3b4c5d6\n")
     cfg = write_config(tmp_path, mqtt_port=mosquitto.port,
                        modbus_port=softplc.modbus_port or 0, seed=SEED,
                        schedule=[None, "crack", *[None] * 8], fps=25,
-                       mqtt_extra={"commands": {"enabled": True,
-                                                "shared_secret": "${file:cmd-secret}"}})
+                       mqtt_extra={"commands": {"enabled": True, "key": "${file:cmd-key}"}})
     daemon = Daemon(cfg)
 
     def cli(config: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "agent", "reset", "--config", str(config),
-                               "--line", "line1", "--station", "station1"],
+                               "--line", "line1", "--station", "station1", "--timeout", "3"],
                               capture_output=True, text=True, timeout=30)
 
+    cmd_topic = "edge/e2e/agent/edge-e2e/cmd"
     try:
         daemon.wait_started()
         await wait_until(lambda: softplc.state.get("line1.station1.stop_request"), 40,
                          "stop_request at the soft PLC")
         wrong = tmp_path / "wrong.yaml"
-        wrong.write_text(cfg.read_text().replace("${file:cmd-secret}", "guess"))
+        wrong.write_text(cfg.read_text().replace("${file:cmd-key}", "guess-guess-guess-guess"))
         refused = await asyncio.to_thread(cli, wrong)
-        assert refused.returncode == 1 and "REJECTED" in refused.stdout, refused
+        assert refused.returncode == 1 and "no answer" in refused.stderr, refused
+        assert "1 unauthenticated answer(s) ignored" in refused.stderr, refused
         assert softplc.state.get("line1.station1.stop_request")
-        done = await asyncio.to_thread(cli, cfg)
-        assert done.returncode == 0 and "accepted" in done.stdout, done
+        with subscriber("127.0.0.1", mosquitto.port, cmd_topic) as spy:
+            done = await asyncio.to_thread(cli, cfg)
+            assert done.returncode == 0 and "accepted" in done.stdout, done
+            captured = (await asyncio.to_thread(spy.next, cmd_topic)).payload
         await wait_until(lambda: not softplc.state.get("line1.station1.stop_request"), 10,
                          "stop_request cleared by the operator reset")
-        events = [a["event"] for a in daemon.audit()]
-        assert "operator_command" in events and "reset" in events
+        with subscriber("127.0.0.1", mosquitto.port) as attacker:
+            for _ in range(3):
+                attacker.client.publish(cmd_topic, captured, qos=1).wait_for_publish(5)
+        await wait_until(lambda: sum(a["event"] == "operator_command"
+                                     for a in daemon.audit()) == 5, 10, "5 attempts audited")
+        attempts = [a for a in daemon.audit() if a["event"] == "operator_command"]
+        assert [a["code"] for a in attempts] == ["unauthenticated", "accepted", "replay",
+                                                 "replay", "replay"], attempts
+        assert all(a["client"] == "edge-agent-cli" and a["id"] for a in attempts)
+        assert sum(a["event"] == "reset" for a in daemon.audit()) == 1
+        _, metrics = daemon.get("/metrics")
+        counted = {line.split("result=\"")[1].split("\"")[0]: float(line.rsplit(" ", 1)[1])
+                   for line in metrics.decode().splitlines()
+                   if line.startswith("edge_agent_operator_commands_total{")}
+        assert counted == {"accepted": 1, "unauthenticated": 1, "replay": 3}, counted
         rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
