@@ -127,6 +127,8 @@ class _Ok(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    protocol_version = "HTTP/1.1"  # as MES servers speak: the connection may be kept alive
+
     def log_message(self, *a: Any) -> None:
         pass
 
@@ -206,10 +208,14 @@ async def main() -> None:
     p.add_argument("--batches", type=int, default=40)
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--only", choices=("mqtt", "http", "file"), help="run one peer's bench")
     args = p.parse_args()
+    benches = {"mqtt": bench_mqtt, "http": bench_http, "file": bench_file}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for bench in (bench_mqtt, bench_http, bench_file):
+        for name, bench in benches.items():
+            if args.only not in (None, name):
+                continue
             print("\n".join(await bench(work, args)), flush=True)
 
 

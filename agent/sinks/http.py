@@ -33,10 +33,12 @@ class HttpSinkConfig(Strict):
 
 
 def build(name: str, cfg: HttpSinkConfig, ctx: SinkContext) -> HttpSink:
-    """Factory: auth headers, TLS context and a urllib opener that never follows redirects."""
-    from agent.sinks.http_sink import HttpSink, auth_headers, build_opener
+    """Factory: auth headers, TLS context and kept-alive connections (no redirects followed)."""
+    from agent.sinks.http_conn import HttpConnections
+    from agent.sinks.http_sink import HttpSink, auth_headers
     from agent.sinks.tls_context import client_ssl_context
 
     where = f"http sink {name!r}"
     ssl_ctx = client_ssl_context(cfg.tls, ctx.base_dir, where)
-    return HttpSink(name, cfg, build_opener(ssl_ctx), auth_headers(cfg.auth, where))
+    conns = HttpConnections(ssl_ctx, cfg.timeout_ms / 1000)
+    return HttpSink(name, cfg, conns, auth_headers(cfg.auth, where))

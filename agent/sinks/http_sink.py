@@ -1,8 +1,8 @@
 """HTTP sink (MES REST): POST JSON, acknowledged by a 2xx.
 
-Standard library only (urllib in a worker thread via asyncio.to_thread): one
-blocking POST at a time per sink is all the outbox forwarder needs, and it
-keeps the dependency list short.
+Standard library only (`http.client` in a worker thread via asyncio.to_thread,
+one kept-alive connection per origin: http_conn.py): one blocking POST at a time
+per sink is all the outbox forwarder needs, and it keeps the dependency list short.
 
 Batches: records are grouped by kind (in order of first appearance; order
 within a kind is kept) and POSTed to that kind's URL. With `batch: true` (the
@@ -27,14 +27,13 @@ import base64
 import http.client
 import logging
 import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from agent import __version__
 from agent.logutil import RepeatLimiter
+from agent.sinks.http_conn import HttpConnections
 from agent.sinks.base import (
     SinkRejected,
     SinkState,
@@ -71,17 +70,6 @@ class _Response:
     body: str
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx surfaces as HTTPError: a POST is never silently re-sent elsewhere
-
-
-def build_opener(ssl_ctx: ssl.SSLContext) -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_NoRedirect(),
-                                       urllib.request.HTTPSHandler(context=ssl_ctx),
-                                       urllib.request.ProxyHandler({}))
-
-
 def auth_headers(auth: HttpAuth, where: str) -> dict[str, str]:
     if auth.bearer_token is not None and auth.username is not None:
         raise ValueError(f"{where}: set either auth.bearer_token or auth.username, not both")
@@ -106,11 +94,11 @@ def group_by_kind(batch: Sequence[Record]) -> dict[str, list[Record]]:
 
 
 class HttpSink:
-    def __init__(self, name: str, cfg: HttpSinkConfig, opener: urllib.request.OpenerDirector,
+    def __init__(self, name: str, cfg: HttpSinkConfig, conns: HttpConnections,
                  auth: dict[str, str]) -> None:
         self.name = name
         self.cfg = cfg
-        self.opener = opener
+        self.conns = conns
         self.auth = auth
         self.where = f"http sink {name!r}"
         self._state = SinkState.STARTING
@@ -133,6 +121,7 @@ class HttpSink:
 
     async def close(self) -> None:
         self._state = SinkState.CLOSED
+        await asyncio.to_thread(self.conns.close)  # waits for a request in flight
 
     async def send(self, batch: Sequence[Record]) -> None:
         if self._state is SinkState.CLOSED:
@@ -200,17 +189,11 @@ class HttpSink:
 
     def _request(self, url: str, body: bytes, headers: dict[str, str]) -> _Response:
         """Blocking POST (worker thread). Raises _Unavailable for transport failures."""
-        req = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
-            with self.opener.open(req, timeout=self.cfg.timeout_ms / 1000) as r:
-                return _Response(r.status, r.read(4096).decode("utf-8", "replace"))
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return _Response(exc.code, exc.read(4096).decode("utf-8", "replace"))
-        except urllib.error.URLError as exc:
-            raise _transport_error(url, exc.reason) from None
+            status, data = self.conns.post(url, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             raise _transport_error(url, exc) from None
+        return _Response(status, data[:4096].decode("utf-8", "replace"))
 
 
 class _Unavailable(Exception):
