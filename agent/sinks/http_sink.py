@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 from agent import __version__
 from agent.logutil import RepeatLimiter
-from agent.sinks.http_conn import HttpConnections
 from agent.sinks.base import (
     SinkRejected,
     SinkState,
@@ -41,6 +40,7 @@ from agent.sinks.base import (
     encode_json,
     wire_payload,
 )
+from agent.sinks.http_conn import HttpConnections
 from agent.types import Record
 
 if TYPE_CHECKING:

@@ -17,6 +17,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
@@ -42,6 +43,24 @@ REFUSED_FOR_GOOD = {
 }
 
 
+# paho internals that RecordingClient reads or overrides: pinned to the tested minor version in
+# pyproject.toml, and checked on every client built so another paho fails loudly at start.
+PAHO_INTERNALS = ("_sockpairW", "_sock", "_out_messages", "_inflight_messages", "_thread",
+                  "_out_packet", "_update_inflight", "_packet_queue")
+
+
+class PahoMismatch(RuntimeError):
+    """The installed paho-mqtt lacks an internal that the agent's client relies on."""
+
+
+def check_paho_internals(client: mqtt.Client) -> None:
+    missing = [name for name in PAHO_INTERNALS  # set by paho's __init__, or paho's method
+               if name not in vars(client) and not hasattr(mqtt.Client, name)]
+    if missing:
+        raise PahoMismatch(f"paho-mqtt {paho.mqtt.__version__} lacks {', '.join(missing)}, which edge-agent's "
+                           "MQTT client overrides: install the version pyproject.toml pins")
+
+
 class RecordingClient(mqtt.Client):
     """paho client that remembers why the last connection attempt failed (paho's
     on_connect_fail callback does not say), and that changes three of paho's habits that
@@ -51,6 +70,10 @@ class RecordingClient(mqtt.Client):
 
     last_connect_error: BaseException | None = None
     _held_by: int | None = None  # the thread whose packets are queued without a wake-up
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        check_paho_internals(self)
 
     @contextmanager
     def one_wakeup(self) -> Iterator[None]:
