@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import sys
-from typing import TextIO
 from datetime import UTC, datetime
+from typing import TextIO
 
 _STD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
