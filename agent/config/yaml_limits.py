@@ -30,7 +30,7 @@ class BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._total = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             return self._alias()
         start = self.peek_event().start_mark
@@ -40,7 +40,8 @@ class BoundedLoader(yaml.SafeLoader):
         self._count(1, start)
         node = super().compose_node(parent, index)
         self._depth -= 1
-        self._sizes[id(node)] = 1 + sum(self._sizes[id(c)] for c in _children(node))
+        if node is not None:
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(c)] for c in _children(node))
         return node
 
     def _alias(self) -> yaml.Node:
