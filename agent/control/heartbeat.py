@@ -76,12 +76,14 @@ class _FailureLog:
         self._summary_at = 0.0
         self._since_summary = 0
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: str, logged: bool = False) -> None:
+        """`logged`: the caller has just logged this failure itself."""
         now = self._clock()
         self.failures += 1
         self._since_summary += 1
-        if self.failures == 1:
-            log.warning("%s: %s", self.what, error)
+        if self.failures == 1 or logged:
+            if not logged:
+                log.warning("%s: %s", self.what, error)
             self._summary_at, self._since_summary = now + SUMMARY_S, 0
         elif now >= self._summary_at:
             log.warning("%s: still failing: %d failed interval(s) in the last %.0f s; last: %s",
@@ -90,8 +92,8 @@ class _FailureLog:
         else:
             log.debug("%s: %s (repeat %d)", self.what, error, self.failures)
 
-    def ok(self) -> None:
-        if self.failures:
+    def ok(self, logged: bool = False) -> None:
+        if self.failures and not logged:
             log.info("%s: writes accepted again after %d failed interval(s)", self.what,
                      self.failures)
         self.failures = 0
@@ -177,15 +179,22 @@ class Heartbeat:
         refused = [e for e in errors if isinstance(e, PlcRejected)]
         self._stats.refused += len(refused)
         text = "; ".join(f"write {e}" for e in errors)
+        began = ended = False
         if refused:
-            held = "" if self._refusal is not None else "; the counter is held until it accepts"
-            since = self._clock() if self._refusal is None else self._refusal.since
+            prev = self._refusal
+            began = prev is None
+            since = self._clock() if prev is None else prev.since
             self._refusal = Refusal(since, f"refuses writes: {refused[-1]}")
-            text += held
-        elif not errors:
+            if began:
+                log.error("plc %s refuses the heartbeat's writes (%s): the counter is held "
+                          "until it accepts them", self.link.name, text)
+        elif not errors and self._refusal is not None:
+            ended = True
+            log.warning("plc %s accepts the heartbeat's writes again after %.1f s: counting",
+                        self.link.name, self._clock() - self._refusal.since)
             self._refusal = None
         self._stats.refusing = self._refusal is not None
         if errors:
-            self._log.failed(text)
+            self._log.failed(text, logged=began)
         else:
-            self._log.ok()
+            self._log.ok(logged=ended)
