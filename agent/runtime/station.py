@@ -115,6 +115,8 @@ class StationRuntime:
     def impossible_since(self) -> float | None:
         """When inspection became impossible, where known before it was noticed: a frozen
         camera's picture stopped changing `frozen_after_s` before the freeze was found."""
+        if self.monitor.camera_state is SourceState.STREAMING:
+            return None
         return self.camera.frozen_since
 
     def last_progress(self) -> float:

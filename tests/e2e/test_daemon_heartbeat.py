@@ -104,7 +104,7 @@ def folder_config(tmp: Path, modbus_port: int, folder: Path) -> Path:
     path = write_config(tmp, mqtt_port=free_port(), modbus_port=modbus_port)
     cfg = yaml.safe_load(path.read_text())
     cfg["cameras"]["cam1"] = {"type": "folder", "path": str(folder), "pattern": "*.png",
-                              "loop": True, "fps": 20, "frozen_after_s": 1.0,
+                              "loop": True, "fps": 20, "frozen_after_s": 0.8,
                               "reconnect_initial_ms": 200, "reconnect_max_ms": 400}
     del cfg["sinks"]["mqtt"]
     station = cfg["lines"]["line1"]["stations"]["station1"]
