@@ -319,7 +319,8 @@ class Agent:
             if rt.monitor.last_reason != reason:
                 log.warning("station %s: inspection impossible: %s", rt.key, reason)
             rt.monitor.last_reason = reason
-            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now))
+            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now,
+                                                            rt.impossible_since()))
         elif rt.monitor.last_reason is not None:
             log.info("station %s: inspecting again", rt.key)
             rt.monitor.last_reason = None
