@@ -162,10 +162,10 @@ async def test_a_frozen_camera_stops_the_heartbeat_across_reconnects(
 
 async def test_pause_from_the_operator_stops_the_heartbeat(
         tmp_path: Path, mosquitto: Mosquitto, softplc: SoftPlc) -> None:
-    (tmp_path / "cmd-secret").write_text("s3cret\n")
+    (tmp_path / "cmd-key").write_text("9c1f0e7a2b3d4c5e6f708192a3b4c5d6\n")
     cfg = write_config(tmp_path, mqtt_port=mosquitto.port, modbus_port=softplc.modbus_port or 0,
                        schedule=[None], mqtt_extra={"commands": {
-                           "enabled": True, "shared_secret": "${file:cmd-secret}"}})
+                           "enabled": True, "key": "${file:cmd-key}"}})
     collector = Collector("127.0.0.1", mosquitto.port)
     daemon = Daemon(cfg)
 
