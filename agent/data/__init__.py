@@ -45,7 +45,3 @@ def bundled_model(name: str = BUNDLED_MODEL) -> Path:
     """The folder of a bundled model (model.onnx + model.yaml)."""
     return data_path("models", name)
 
-
-def bundled_models() -> list[str]:
-    root = data_path("models")
-    return sorted(p.name for p in root.iterdir() if (p / "model.yaml").is_file())
