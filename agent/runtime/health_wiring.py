@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agent import __version__
 from agent.control.heartbeat import StatusBits
 from agent.health.metrics import GaugeSample, samples_from_stats
-from agent.health.sdnotify import SdNotifier
+from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
@@ -47,6 +47,7 @@ class HealthWiring:
         self.advisory = HealthChecks()
         self.all = HealthChecks()
         self.notifier = SdNotifier()
+        self.status_line = StatusLine(self.notifier)  # STATUS=: every change, counters every 2 s
         self.ready_sent = False
         self.started_wall = utc_now()
         self._task: asyncio.Task[None] | None = None
@@ -214,11 +215,12 @@ class HealthWiring:
                 self.notifier.ready()
                 a.audit.write("ready")
             self.plcs.watch()
+            if self.notifier.enabled:
+                self.status_line.update(self.summary())
             sig = self._status_signature()
             if now >= next_status or (sig != self._published and now >= next_status - interval + 1.0):
                 next_status = now + interval  # a change goes out at once (at most 1/s)
                 self._published = sig
-                self.notifier.status(self.summary())
                 await self._publish_status()
             expected = time.monotonic() + 0.25
             await asyncio.sleep(0.25)
@@ -260,6 +262,7 @@ class HealthWiring:
 
     async def stopping(self) -> None:
         self.notifier.stopping()
+        self.status_line.update("stopping")
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
