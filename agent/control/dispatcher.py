@@ -118,6 +118,7 @@ class CommandDispatcher:
                                             error="dispatcher stopped before it was sent"))
             self._queue.task_done()
         await self.outputs.stop(self.flush_timeout)
+        await self.counters.close()
 
     def submit(self, cmd: Command) -> None:
         """Non-blocking: queue the command for the dispatcher task."""
@@ -165,7 +166,6 @@ class CommandDispatcher:
             return None
         count = self.counters.count(key, cmd.kind in (CommandKind.STOP, CommandKind.REJECT))
         seq = self.counters.next_seq()
-        self.counters.save()  # before anything is sent: never the same number twice
         return plan_writes(cmd, sig, count, seq, getattr(self.link, "stop_method", None))
 
     def _count_request(self) -> None:

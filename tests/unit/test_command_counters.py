@@ -10,23 +10,34 @@ import pytest
 
 from agent.config.station import StationSignals
 from agent.control.command_plan import plan_writes
-from agent.control.counters import CommandCounters
+from agent.control.counters import RESERVE, CommandCounters
 from agent.types import Command, CommandKind
 
 A, B = ("line1", "station1"), ("line1", "station2")
 
 
-def test_counters_continue_after_a_reload(tmp_path: Path) -> None:
+async def test_counters_continue_after_a_reload(tmp_path: Path) -> None:
     path = tmp_path / "plc-x.counters.json"
     c = CommandCounters.load(path)
     assert (c.count(A, True), c.next_seq()) == (1, 1)
     assert (c.count(B, True), c.next_seq()) == (1, 2)
     assert (c.count(A, False), c.next_seq()) == (1, 3)  # an alarm: count unchanged, seq on
-    c.save()
+    await c.close()
     again = CommandCounters.load(path)
-    assert (again.count(A, True), again.next_seq()) == (2, 4)
-    assert (again.count(B, False)) == 1
+    assert again.count(A, True) == 2 and again.count(B, False) == 1  # counts exact
+    seq = again.next_seq()
+    assert 3 < seq <= 3 + RESERVE  # above anything sent before: may skip, never repeats
     assert not path.with_name(path.name + ".tmp").exists()  # renamed over, nothing left over
+
+
+def test_the_sequence_reserve_is_raised_before_a_number_above_it_is_handed_out(
+        tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    c = CommandCounters.load(path)
+    for _ in range(RESERVE + 5):
+        last = c.next_seq()
+    assert json.loads(path.read_text())["last_event_seq"] >= last  # no crash can repeat it
+    assert CommandCounters.load(path).next_seq() > last
 
 
 def test_counters_wrap_at_the_plc_register_width() -> None:
@@ -45,19 +56,9 @@ def test_unreadable_file_is_set_aside_and_named(tmp_path: Path,
 
 
 def test_unwritable_state_dir_never_stops_a_command(tmp_path: Path) -> None:
-    c = CommandCounters(tmp_path / "missing-dir" / "plc-x.counters.json")
-    c.next_seq()
-    c.save()  # logged and counted, not raised
-    assert c.save_failures == 1
-
-
-def test_saved_file_is_plain_json(tmp_path: Path) -> None:
-    c = CommandCounters(tmp_path / "c.json")
-    c.count(A, True)
-    c.next_seq()
-    c.save()
-    assert json.loads((tmp_path / "c.json").read_text()) == {
-        "defect_count": {"line1/station1": 1}, "last_event_seq": 1}
+    c = CommandCounters.load(tmp_path / "missing-dir" / "plc-x.counters.json")
+    assert c.next_seq() == 1 and c.count(A, True) == 1  # logged and counted, not raised
+    assert c.save_failures >= 1
 
 
 def test_plan_puts_the_data_before_the_strobe() -> None:
