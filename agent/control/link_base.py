@@ -22,7 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from agent.control.backoff import Backoff
-from agent.control.plc_link import PlcBusy, PlcNoAnswer, PlcRejected, PlcStats, PlcUnavailable, Value
+from agent.control.plc_link import (
+    PlcBusy,
+    PlcNoAnswer,
+    PlcRejected,
+    PlcStats,
+    PlcUnavailable,
+    Value,
+)
 from agent.logutil import RepeatLimiter
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait

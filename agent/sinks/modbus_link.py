@@ -11,7 +11,9 @@ named).
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,10 +109,12 @@ class ModbusLink(SupervisedLink):
             runs = register_runs([(self._writable(a), v) for a, v in items], self.word_order)
         except CodecError as exc:
             raise PlcRejected(", ".join(a for a, _ in items), str(exc)) from None
+        end = time.monotonic() + timeout
         for run in runs:
             label = run.label if len(run.addresses) > 1 else str(run.addresses[0])
             try:
-                await self._request("write", label, lambda r=run: self._write_run(r), timeout)
+                await self._request("write", label, functools.partial(self._write_run, run),
+                                    max(0.001, end - time.monotonic()))
             except Exception:
                 self._stats.write_failures += 1
                 raise
