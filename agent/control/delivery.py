@@ -175,6 +175,8 @@ class Delivery:
             main = f"{what} sent, no answer by the deadline (may have taken effect): {att.last}"
         elif status is OutcomeStatus.EXPIRED:
             main = f"deadline passed before it could be sent: {att.last}"
+        elif att.strobes == 0:
+            main = f"{what} never sent (the data before it took the time): {att.last}"
         else:
             main = f"{what} not acknowledged by the deadline: {att.last}"
         parts = ([main] if main else []) + att.notes
