@@ -81,6 +81,26 @@ async def test_slow_plc_reject_is_unconfirmed_sent_once_and_never_late(
         await proxy.close()
 
 
+async def test_slow_plc_with_data_mapped_reports_what_the_plc_got_and_nothing_late(
+        tmp_path: Path, peer: ModbusPeer) -> None:
+    proxy = await TcpProxy(peer.port).start()
+    try:
+        async with Rig(tmp_path, proxy.port, FULL, timeout_ms=200) as rig:
+            await asyncio.sleep(0.3)
+            proxy.delay_up = (0.25, 0.35)
+            t0 = time.monotonic()
+            out = await rig.run(CommandKind.REJECT, deadline_s=0.5)
+            await asyncio.sleep(1.0)
+        command_writes = [w for w in peer.writes if w["t"] > t0
+                          and not (w["fc"] == 5 and w["values"] == [0])]  # the pulse end
+        assert command_writes and all(w["t"] - t0 < 0.5 for w in command_writes), command_writes
+        reject_on = any(w["fc"] == 5 and w["address"] == 1 for w in command_writes)
+        expected = OutcomeStatus.UNCONFIRMED if reject_on else OutcomeStatus.FAILED
+        assert out.status is expected, out.error  # the outcome says what the PLC got
+    finally:
+        await proxy.close()
+
+
 async def test_link_cut_after_reject_on_still_ends_the_pulse(tmp_path: Path,
                                                              peer: ModbusPeer) -> None:
     proxy = await TcpProxy(peer.port).start()
