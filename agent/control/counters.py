@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from agent.logutil import RepeatLimiter
@@ -47,6 +48,9 @@ class CommandCounters:
         self.save_failures = 0
         self._dirty = False
         self._writer: asyncio.Task[None] | None = None
+        self._version = 0  # of the last snapshot taken
+        self._written = 0  # of the snapshot on disk: an older one never replaces it
+        self._io = threading.Lock()  # the write-behind thread and a reserve on the loop
         self._limiter = RepeatLimiter(log, f"command counters {path}")
 
     @classmethod
@@ -85,12 +89,12 @@ class CommandCounters:
                 await self._writer
         if self._dirty:
             self._dirty = False
-            await asyncio.to_thread(self._write, self._snapshot())
+            await asyncio.to_thread(self._write, *self._snapshot())
 
     # -- persistence --------------------------------------------------------------------
     def _reserve(self) -> None:
         self.reserved = min(self.seq + RESERVE, SEQ_MOD - 1)
-        self._write(self._snapshot())
+        self._write(*self._snapshot())
 
     def _save_soon(self) -> None:
         if self.path is None:
@@ -102,32 +106,41 @@ class CommandCounters:
                     self._write_behind(), name=f"counters-{self.path.name}")
             except RuntimeError:  # no loop (a tool, a test): write here
                 self._dirty = False
-                self._write(self._snapshot())
+                self._write(*self._snapshot())
 
     async def _write_behind(self) -> None:
         while self._dirty:
             self._dirty = False
-            await asyncio.to_thread(self._write, self._snapshot())
+            await asyncio.to_thread(self._write, *self._snapshot())
 
-    def _snapshot(self) -> str:
-        return json.dumps({"last_event_seq": self.reserved, "defect_count": self.counts},
+    def _snapshot(self) -> tuple[str, int]:
+        """Taken on the loop thread: (file body, its version)."""
+        self._version += 1
+        body = json.dumps({"last_event_seq": self.reserved, "defect_count": self.counts},
                           sort_keys=True)
+        return body, self._version
 
-    def _write(self, body: str) -> None:
+    def _write(self, body: str, version: int) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        with self._io:
+            if version > self._written and self._replace(self.path, body):
+                self._written = version
+
+    def _replace(self, path: Path, body: str) -> bool:
+        tmp = path.with_name(path.name + ".tmp")
         try:
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(body)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            os.replace(tmp, path)
         except OSError as exc:
             self.save_failures += 1
-            self._limiter.failure("cannot save %s: %s", self.path, exc)
-            return
+            self._limiter.failure("cannot save %s: %s", path, exc)
+            return False
         self._limiter.recovered("saved again")
+        return True
 
 
 def _set_aside(path: Path, exc: Exception) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -38,6 +39,20 @@ def test_the_sequence_reserve_is_raised_before_a_number_above_it_is_handed_out(
         last = c.next_seq()
     assert json.loads(path.read_text())["last_event_seq"] >= last  # no crash can repeat it
     assert CommandCounters.load(path).next_seq() > last
+
+
+async def test_write_behind_and_reserve_never_race_or_go_back(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    c = CommandCounters.load(path)
+    for i in range(3 * RESERVE):
+        c.count(A, True)
+        last = c.next_seq()
+        if i % 7 == 0:
+            await asyncio.sleep(0)  # let the write-behind thread run between stops
+    await c.close()
+    assert c.save_failures == 0
+    again = CommandCounters.load(path)
+    assert again.count(A, False) == 3 * RESERVE and again.next_seq() > last
 
 
 def test_counters_wrap_at_the_plc_register_width() -> None:
