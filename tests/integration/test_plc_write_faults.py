@@ -196,3 +196,18 @@ async def test_outputs_are_written_again_after_the_plc_restarts(tmp_path: Path, 
         assert final == {0: 1, 1: 0, 2: 1}  # stop as latched, reject low, alarm as it is
     finally:
         await peer.stop()
+
+
+async def test_garbled_answer_is_unconfirmed_and_not_written_again_late(
+        tmp_path: Path, peer: ModbusPeer) -> None:
+    proxy = await TcpProxy(peer.port).start()
+    try:
+        async with Rig(tmp_path, proxy.port, REJECT_ONLY) as rig:
+            await asyncio.sleep(0.2)
+            proxy.corrupt_next = True  # the reject's answer arrives garbled: no usable answer
+            out = await rig.run(CommandKind.REJECT, deadline_s=0.4)
+            await wait_for(lambda: peer.coil_writes(1)[-1][0] == 0, what="pulse ended")
+        assert [v for v, _ in peer.coil_writes(1) if v] == [1]  # it reached the PLC, once
+        assert out.status is OutcomeStatus.UNCONFIRMED and out.attempts == 1, out.error
+    finally:
+        await proxy.close()
