@@ -109,7 +109,7 @@ class StopPayload(_StationEvent):
     """The outcome of one PLC command (stop, reject, alarm, reset)."""
 
     kind: Literal["stop", "reject", "alarm", "reset"] = Field(description="Command kind.")
-    status: Literal["acked", "failed", "expired", "suppressed"] = Field(description="acked: PLC acknowledged within the deadline; failed: never acknowledged; expired: deadline passed before sending (never sent); suppressed: not re-sent, the station is already latched stopped.")
+    status: Literal["acked", "unconfirmed", "failed", "expired", "suppressed"] = Field(description="acked: PLC acknowledged within the deadline; unconfirmed: sent, but no answer by the deadline (may have taken effect); failed: refused by the PLC, or never sent; expired: deadline passed before sending (never sent); suppressed: not re-sent, the station is already latched stopped.")
     attempts: int = Field(description="Write attempts made.")
     latency_ms: float | None = Field(None, description="Decision -> PLC acknowledgement, when acknowledged.")
     error: str | None = Field(None, description="Last error when not acknowledged.")

@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.config.station import StationSignals
+from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.plc_link import PlcLink
@@ -42,8 +43,10 @@ class PlcWiring:
             signals: dict[tuple[str, str], StationSignals] = {
                 (ln, sn): st.signals for ln, sn, st in mine}
             pulses = {(ln, sn): st.reject_pulse_ms for ln, sn, st in mine}
+            counters = CommandCounters.load(self.ctx.state_dir / f"plc-{name}.counters.json")
             disp = CommandDispatcher(link, signals, self.agent.on_outcome,
-                                     reject_pulse_ms=pulses)
+                                     reject_pulse_ms=pulses, counters=counters,
+                                     request_timeout=pc.timeout_ms / 1000)
             await disp.start()
             self.dispatchers[name] = disp
             if pc.heartbeat.counter or pc.heartbeat.status:
