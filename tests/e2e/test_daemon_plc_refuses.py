@@ -79,7 +79,9 @@ async def test_a_plc_refusing_writes_is_unhealthy_with_an_alarm(
         assert metric(daemon, "edge_agent_heartbeat_refused_total") >= 25
         noisy = [ln["msg"] for ln in log_lines(daemon)
                  if ln["level"] in ("warning", "error") and "exception" in ln["msg"]]
-        assert len(noisy) == 1, noisy
+        # one line for the heartbeat, at most one for the outputs put back at connect: no flood
+        assert len([m for m in noisy if "counter is held" in m]) == 1, noisy
+        assert len(noisy) <= 2, noisy
 
         server.send_signal(signal.SIGUSR1)  # the PLC takes writes again
         await wait_until(lambda: "heartbeat:softplc" not in healthz(daemon)[1].get("failing", {}),
