@@ -124,7 +124,8 @@ class HealthWiring:
         for sink_name, ob in a.outbox.stats().items():
             out += samples_from_stats("edge_agent_outbox", {"sink": sink_name}, _flat(ob),
                                       "outbox per sink",
-                                      counters=("sent", "retried", "evicted", "refused", "dead"))
+                                      counters=("sent", "retried", "evicted", "refused", "dead",
+                                                "lost"))
         for name, sk in a.sinks.items():
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,

@@ -193,7 +193,7 @@ async def test_full_disk_refuses_counts_flags_and_recovers(tmp_path: Path,
             results = [await box.enqueue("mes", rec(i, size=3000)) for i in range(1, 6)]
         assert results[-3:] == [False] * 3  # the last free page may still take one
         assert box.store_stats().disk_full
-        assert box.stats()["mes"].refused == results.count(False)
+        assert box.stats()["mes"].lost == results.count(False)
         assert sum("disk full" in r.getMessage() for r in caplog.records) == 1  # logged once
         await box._writer.submit(lambda c, _: c.execute("PRAGMA max_page_count = 1000000"),
                                  durable=False)
