@@ -116,6 +116,10 @@ class StatsBook:
             for (sink, name), value in counters.items():
                 book = self._sink(sink)
                 book.counters[name] = max(value, memory.get(sink, {}).get(name, 0))
+            for sink, counted in memory.items():  # counts the file never took (full disk)
+                book = self._sink(sink)
+                for name, value in counted.items():
+                    book.counters[name] = max(book.counters[name], value)
 
     def apply(self, ch: Changes, oldest: dict[str, float | None]) -> None:
         with self._lock:

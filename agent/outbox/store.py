@@ -34,6 +34,7 @@ from agent.outbox.group_commit import (
     GroupCommitWriter,
     StoreUnavailable,
     WriterHooks,
+    flush_counters,
     is_disk_full,
 )
 from agent.outbox.opening import open_store
@@ -137,6 +138,7 @@ class Outbox:
     def _stored_again(self) -> None:
         if self._unstored:
             lost, self._unstored = self._unstored, {}
+            self._writer.submit(partial(_persist_lost, lost), durable=False)
             self._report_loss(Loss("not_stored", lost, "records could not be stored (full "
                                    "disk or write errors) until now; they will not be "
                                    "delivered", self._book.store.path))
@@ -281,3 +283,12 @@ class Outbox:
 def _call(fn: Callable[..., int], sink: str, seqs: Sequence[int],
           conn: sqlite3.Connection, ch: Changes) -> int:
     return fn(conn, ch, sink, seqs)
+
+
+def _persist_lost(lost: dict[str, int], conn: sqlite3.Connection, _: Changes) -> None:
+    """Add records counted as lost in memory only (the file could not take them) to the
+    persisted counters; the book has them already."""
+    ch = Changes()
+    for sink, n in lost.items():
+        ch.count(sink, "lost", n)
+    flush_counters(conn, ch)

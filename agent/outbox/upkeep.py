@@ -65,7 +65,7 @@ class Upkeep:
         store = self.book.store
         if is_disk_full(exc):
             self.book.update_store(disk_full=True, disk_full_events=store.disk_full_events + 1)
-            self._disk.failure("%s: records are refused (counted) until space is freed; "
+            self._disk.failure("%s: records are lost (counted) until space is freed; "
                                "inspection and PLC commands continue", exc)
         else:
             self.book.update_store(errors=store.errors + 1)
