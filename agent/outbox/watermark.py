@@ -11,8 +11,10 @@ The file `<outbox>.hwm` holds two fixed slots written in turn with `pwrite` (one
 system call, no rename), each with a generation number and a CRC-32: a write torn by
 a power cut leaves the other slot valid. Writes go to the page cache (a killed process
 loses none of them); `sync` fsyncs at most about once a second, when the writer is
-idle. A stale note can only be *behind* the database, never ahead of it (it is
-written after the commit), so it never reports a loss that did not happen.
+idle. The note is written after the commit: it can be behind the database (a kill
+between the two), never ahead of it. So a loss is reported only when the database
+came back *older* than the note (its highest sequence number below the noted one):
+then transactions were certainly lost, and the rows noted but missing are counted.
 """
 
 from __future__ import annotations
@@ -181,11 +183,13 @@ def compare(mark: Mark | None, held: dict[str, int], max_seq: int,
         known = f"{sum(lost.values())} record(s)" if mark is not None else "an unknown number of records"
         return Loss("quarantined", lost, f"the outbox file was not usable and was moved aside "
                     f"to {moved_aside}: {known} in it were not delivered", moved_aside)
-    if mark is None:
-        return None
+    if mark is None or max_seq >= mark.max_seq:
+        return None  # every record the note knew of was committed before the database's state
+    # The database is in a state older than the note: the transactions after it are gone.
+    # Rows noted and missing now were lost; records those transactions had removed (sent)
+    # come back and are sent again, so they can hide as many losses: "at least".
     lost = {s: n - held.get(s, 0) for s, n in mark.held.items() if n > held.get(s, 0)}
-    if not lost and max_seq >= mark.max_seq:
-        return None
     detail = (f"the outbox came back holding records up to sequence {max_seq}, but "
-              f"{mark.max_seq} had been committed (a damaged or lost write-ahead log)")
+              f"{mark.max_seq} had been committed (a damaged or lost write-ahead log): "
+              f"at least {sum(lost.values())} waiting record(s) are gone")
     return Loss("missing_at_start", lost, detail)
