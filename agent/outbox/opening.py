@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.outbox import queries
@@ -40,6 +40,8 @@ def open_store(path: Path, synchronous: str, upkeep: Upkeep) -> Opened:
         upkeep.load(conn)
         moved = str(aside) if aside else None
         loss = compare(upkeep.mark.read(), upkeep.book.held(), queries.last_seq(conn), moved)
+        if loss is not None and loss.path is None:
+            loss = replace(loss, path=str(path))
         upkeep.book.update_store(moved_aside=moved, opened=True, disk_full=False,
                                  lost_at_start=loss.total if loss else 0)
         if loss is not None:
