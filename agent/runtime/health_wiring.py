@@ -83,7 +83,8 @@ class HealthWiring:
     def _outbox_check(self) -> tuple[bool, str]:
         st = self.agent.outbox.store_stats()
         if st.disk_full:
-            return False, "disk full: records refused"
+            return False, ("disk full: records are lost (counted)" if st.opened else
+                           "disk full: outbox not open, records are lost (counted)")
         return True, f"{sum(s.depth for s in self.agent.outbox.stats().values())} record(s) queued"
 
     def status_bits(self) -> tuple[bool, bool, bool, bool]:

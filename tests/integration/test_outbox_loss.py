@@ -15,12 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from agent.config.models import OutboxSettings
+from agent.decision.payloads import payload_schemas
 from agent.outbox import Outbox
 from agent.outbox.watermark import Loss, Watermark, mark_path
+from agent.runtime.outbox_alarms import OutboxAlarms
 from agent.sinks.outbox_policy import OutboxPolicy
+from agent.types import Record, RecordKind
 from tests.conftest import REPO
 
 N = 279
@@ -68,6 +72,14 @@ def corrupt_wal(db: Path, seed: int) -> None:
             fh.write(rnd.randbytes(4096))
 
 
+def damage(db: Path) -> None:
+    """The database beyond use (its pages are in the WAL until a checkpoint: both)."""
+    for suffix in ("", "-wal", "-shm"):
+        f = db.with_name(db.name + suffix)
+        if f.exists():
+            f.write_bytes(b"garbage " * 1024)
+
+
 def policies() -> dict[str, OutboxPolicy]:
     return {"mes": OutboxPolicy(), "plant": OutboxPolicy()}
 
@@ -111,16 +123,45 @@ async def test_records_dropped_with_a_damaged_wal_are_counted_and_reported(
 async def test_a_quarantined_file_reports_every_record_it_held(tmp_path: Path) -> None:
     db = tmp_path / "outbox.sqlite3"
     enqueue_and_kill(db, 30)
-    for suffix in ("", "-wal", "-shm"):  # the main file damaged beyond use
-        f = db.with_name(db.name + suffix)
-        if f.exists():
-            f.write_bytes(b"garbage " * 1024)
+    damage(db)
     box, losses = await reopen(db)
     try:
         (loss,) = losses
         assert loss.cause == "quarantined" and loss.lost == {"mes": 20, "plant": 10}
         assert loss.path == box.store_stats().moved_aside and ".corrupt-" in (loss.path or "")
         assert box.stats()["mes"].lost == 20 and box.store_stats().lost_at_start == 30
+    finally:
+        await box.close()
+
+
+class AuditLines(list):  # type: ignore[type-arg]
+    def write(self, event: str, **fields: object) -> None:
+        self.append((event, fields))
+
+
+async def test_a_quarantine_raises_an_alarm_record_an_audit_line_and_metrics(
+        tmp_path: Path) -> None:
+    db = tmp_path / "outbox.sqlite3"
+    enqueue_and_kill(db, 30)
+    damage(db)
+    box = Outbox.open(db, OutboxSettings(), policies())
+    audit, records = AuditLines(), list[Record]()
+    alarms = OutboxAlarms(box, audit, records.append, "plant1", "edge-07")
+    try:
+        alarms.start()
+        await asyncio.sleep(0.05)
+        (record,) = records
+        assert record.kind is RecordKind.ALARM and record.line is record.station is None
+        jsonschema.validate(record.payload, payload_schemas()["alarm"])
+        p = record.payload
+        assert (p["event"], p["cause"], p["lost"]) == ("records_lost", "quarantined", 30)
+        assert p["lost_by_sink"] == {"mes": 20, "plant": 10} and ".corrupt-" in p["path"]
+        ((event, fields),) = audit
+        assert event == "outbox_loss" and fields["lost"] == 30 and fields["cause"] == "quarantined"
+        samples = {s.name: s.value for s in alarms.samples()}
+        assert samples["edge_agent_outbox_quarantined"] == 1.0
+        assert samples["edge_agent_outbox_lost_at_start"] == 30.0
+        assert samples["edge_agent_outbox_loss_alarms_total"] == 1.0
     finally:
         await box.close()
 
