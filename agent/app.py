@@ -32,6 +32,7 @@ from agent.outbox.store import Outbox
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_sink
 from agent.runtime.health_wiring import HealthWiring
+from agent.runtime.outbox_alarms import OutboxAlarms
 from agent.runtime.plc_wiring import PlcWiring
 from agent.runtime.records import RecordRouter
 from agent.runtime.reload import reload_config
@@ -94,6 +95,10 @@ class Agent:
         await self._start_sinks(ctx)
         self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
         await self.router.start()
+        self.outbox_alarms = OutboxAlarms(self.outbox, self.audit, self.router.submit,
+                                          self.cfg.site, self.cfg.agent_id)
+        self.outbox_alarms.start()  # losses found at open: audit line + alarm record now
+        self.metrics.add_gauge_source(self.outbox_alarms.samples)
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)

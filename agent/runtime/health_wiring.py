@@ -91,7 +91,8 @@ class HealthWiring:
     def _outbox_check(self) -> tuple[bool, str]:
         st = self.agent.outbox.store_stats()
         if st.disk_full:
-            return False, "disk full: records refused"
+            return False, ("disk full: records are lost (counted)" if st.opened else
+                           "disk full: outbox not open, records are lost (counted)")
         return True, f"{sum(s.depth for s in self.agent.outbox.stats().values())} record(s) queued"
 
     def heartbeat_bits(self, plc: str | None) -> StatusBits:
@@ -129,7 +130,8 @@ class HealthWiring:
         for sink_name, ob in a.outbox.stats().items():
             out += samples_from_stats("edge_agent_outbox", {"sink": sink_name}, _flat(ob),
                                       "outbox per sink",
-                                      counters=("sent", "retried", "evicted", "refused", "dead"))
+                                      counters=("sent", "retried", "evicted", "refused", "dead",
+                                                "lost"))
         for name, sk in a.sinks.items():
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
