@@ -32,6 +32,8 @@ from agent.outbox.store import Outbox
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_sink
 from agent.runtime.health_wiring import HealthWiring
+from agent.runtime.model_lifecycle import ModelLifecycle
+from agent.runtime.operator import handle_operator_command
 from agent.runtime.outbox_alarms import OutboxAlarms
 from agent.runtime.plc_wiring import PlcWiring
 from agent.runtime.records import RecordRouter
@@ -102,10 +104,13 @@ class Agent:
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)
+        self.lifecycle = ModelLifecycle(self)  # shadow, hot swap, guards, rollback
+        self.metrics.add_gauge_source(self.lifecycle.samples)
         self.health = HealthWiring(self)
         await self.health.start()
         for rt in self.stations.values():
             rt.start()
+        self.lifecycle.start()
         for cam in self.cameras.values():
             cam.start()
         await self.plc.start_triggers()
@@ -115,7 +120,11 @@ class Agent:
                  len(self.plc.links))
 
     def _load_models(self) -> None:
+        """The models a station uses (production or shadow); candidates load on promote."""
+        used = {m for _, _, st in self.cfg.stations() for m in (st.model, st.shadow) if m}
         for name, mc in self.cfg.models.items():
+            if name not in used:
+                continue
             try:
                 runner = load_model(name, mc, self.loaded.base_dir)
             except ModelLoadError as exc:
@@ -183,6 +192,7 @@ class Agent:
     def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)
         self._observe_drift(rt, insp)
+        self.lifecycle.after_inspection(rt, insp)  # model guard, then the shadow model
         limit = self.limits.max_frames
         if limit is not None and self.inspections >= limit:
             self.request_stop("max-frames reached")
@@ -277,21 +287,7 @@ class Agent:
                 rt.monitor.camera_state = ev.state
 
     def _on_operator_command(self, cmd: Any) -> None:
-        action = getattr(cmd, "action", None)
-        line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
-        targets = [rt for rt in self.stations.values()
-                   if (line in (None, rt.line)) and (station in (None, rt.name))]
-        for rt in targets:
-            if action == "reset":
-                self.reset_station(rt.line, rt.name, f"mqtt:{getattr(cmd, 'client_id', '?')}")
-            elif action == "pause":
-                rt.pause()
-            elif action == "resume":
-                rt.resume()
-        if action == "rebirth":
-            for sink in self.sinks.values():
-                if hasattr(sink, "set_birth"):
-                    sink.set_birth(self.birth())
+        handle_operator_command(self, cmd)  # reset, pause, resume, promote, rollback, rebirth
 
     # ---------------------------------------------------------------- periodic
     async def _tick(self) -> None:
@@ -367,6 +363,8 @@ class Agent:
             await health.stopping()
         await asyncio.gather(*(asyncio.to_thread(c.stop, 2.0) for c in self.cameras.values()))
         await asyncio.gather(*(asyncio.to_thread(rt.stop, 2.0) for rt in self.stations.values()))
+        if hasattr(self, "lifecycle"):
+            await self.lifecycle.close()  # pending promotes, shadow threads
         plc = getattr(self, "plc", None)
         if plc is not None:
             await plc.stop()  # triggers, heartbeat, then flush commands

@@ -160,6 +160,7 @@ class RecordKind(enum.StrEnum):
     STOP = "stop"  # command outcomes
     DRIFT = "drift"
     ALARM = "alarm"
+    MODEL = "model"  # a station's production model changed (promote, reload, rollback)
 
 
 @dataclass(frozen=True, slots=True)

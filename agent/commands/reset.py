@@ -39,13 +39,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    loaded = load_or_report(args.config)
+    return send_command(args.config, args.action, args.line, args.station, args.client_id,
+                        args.timeout)
+
+
+def send_command(config: str, action: str, line: str | None, station: str, client_id: str,
+                 timeout: float, extra: dict[str, Any] | None = None) -> int:
+    """Sign `action` for line/station, publish it, print the daemon's signed answer.
+    `line` None: the only line with that station. Exit 0 accepted, 1 not, 2 bad config."""
+    loaded = load_or_report(config)
     if loaded is None:
         return EXIT_CONFIG
     cfg = loaded.config
+    if line is None:
+        lines = [ln for ln, sn, _ in cfg.stations() if sn == station]
+        if len(lines) != 1:
+            known = ", ".join(f"{ln}/{sn}" for ln, sn, _ in cfg.stations())
+            print(f"{config}: station {station!r} "
+                  f"{'is on several lines: name --line' if lines else 'is not configured'} "
+                  f"(stations: {known})", file=sys.stderr)
+            return EXIT_CONFIG
+        line = lines[0]
     sinks = [s for s in cfg.sinks.values() if isinstance(s, MqttSinkConfig) and s.commands.enabled]
     if not sinks:
-        print(f"{args.config}: no MQTT sink with commands.enabled: the daemon takes no operator "
+        print(f"{config}: no MQTT sink with commands.enabled: the daemon takes no operator "
               "commands", file=sys.stderr)
         return 2
     sink = sinks[0]
@@ -53,20 +70,20 @@ def main(args: argparse.Namespace) -> int:
                       command_template=sink.commands.topic)
     keys = command_keyring(sink.commands)
     if keys is None:  # the config model refuses commands.enabled without a key
-        print(f"{args.config}: commands need a key", file=sys.stderr)
+        print(f"{config}: commands need a key", file=sys.stderr)
         return 2
     body = keys.sign(topics.command_topic, {
-        "command": args.action, "line": args.line, "station": args.station,
+        "command": action, "line": line, "station": station,
         "id": new_event_id(), "time": datetime.now(UTC).isoformat(),
-        "client_id": args.client_id})
-    reply, forged = _exchange(sink, loaded.base_dir, topics, body, keys, args.timeout)
+        "client_id": client_id, **(extra or {})})
+    reply, forged = _exchange(sink, loaded.base_dir, topics, body, keys, timeout)
     if reply is None:
-        print(f"no answer from agent {cfg.agent_id} within {args.timeout:g} s on "
+        print(f"no answer from agent {cfg.agent_id} within {timeout:g} s on "
               f"{topics.command_result_topic}"
               + (f" ({forged} unauthenticated answer(s) ignored)" if forged else ""),
               file=sys.stderr)
         return 1
-    print(f"{args.action} {args.line}/{args.station}: "
+    print(f"{action} {line}/{station}: "
           f"{'accepted' if reply.get('accepted') else 'REJECTED'}: {reply.get('reason')}")
     return 0 if reply.get("accepted") else 1
 

@@ -64,6 +64,7 @@ def _check_station(st: dict[str, Any], path: tuple[str | int, ...], root: dict[s
                    plcs: dict[str, Any], used: dict[tuple[str, str], tuple[str | int, ...]]
                    ) -> list[Issue]:
     issues = _ref(st, "camera", root, "cameras", path) + _ref(st, "model", root, "models", path)
+    issues += _ref(st, "shadow", root, "models", path)
     issues += _ref(st, "plc", root, "plcs", path)
     sinks = _mapping(root.get("sinks"))
     for i, sink in enumerate(st.get("sinks") or []):

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from agent.config.base import Strict
+from agent.config.lifecycle import ModelGuardConfig, ShadowConfig
 
 
 class DefectRule(Strict):
@@ -86,6 +87,9 @@ class StationConfig(Strict):
     fail_safe: FailSafe = Field(default_factory=FailSafe, description="Policy when inspection is impossible.")
     trigger: TriggerTimeouts = Field(default_factory=TriggerTimeouts, description="Triggered-mode timeouts.")
     drift: DriftConfig = Field(default_factory=DriftConfig, description="Drift detection.")
+    shadow: str | None = Field(None, description="Candidate model (key under `models`) run in shadow on the same frames after the production model, off the stop path: its verdicts never act, they are compared with production's. `edge-agent model promote` makes it the production model.")
+    shadow_options: ShadowConfig = Field(default_factory=ShadowConfig, description="Shadow mode: CPU share and evidence kept.")
+    model_guard: ModelGuardConfig = Field(default_factory=ModelGuardConfig, description="Guards on a newly promoted model; a trip rolls the station back by itself.")
 
 
 class LineConfig(Strict):

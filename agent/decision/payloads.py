@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -157,6 +157,16 @@ class DriftPayload(_StationEvent):
     model: ModelRef | None = Field(None, description="Model last seen on this station.")
 
 
+class ModelEventPayload(_StationEvent):
+    """A station's production model changed: promoted, swapped by a reload, or rolled back."""
+
+    event: Literal["promoted", "reloaded", "rolled_back"] = Field(description="promoted: an operator promoted the candidate; reloaded: a SIGHUP changed the station's model; rolled_back: back to the previous model (by a guard or by hand).")
+    source: str = Field(description="Who asked: mqtt:<client>, reload, or guard:<name>.")
+    old: ModelRef | None = Field(description="The model inspecting before the switch.")
+    new: ModelRef = Field(description="The model inspecting from the next frame on.")
+    reason: str | None = Field(None, description="Why (a rollback's guard and figures).")
+
+
 class ModelStatus(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -185,6 +195,7 @@ class StatusPayload(_Payload):
     stations: list[StationStatus] = Field(default_factory=list, description="Stations and their state.")
     healthy: bool | None = Field(None, description="All health checks pass (absent in the Last Will).")
     failing: list[str] = Field(default_factory=list, description="Names of the failing health checks.")
+    model_lifecycle: list[dict[str, Any]] = Field(default_factory=list, description="Per station: production model and sha256, previous model (for a rollback), guard window, switches, rollbacks, last switch, and the shadow model's comparison (agreement, flips per class, skipped frames, latency, CPU per frame).")
 
 
 class MetricsPayload(BaseModel):
@@ -205,6 +216,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "stop": StopPayload,
     "alarm": AlarmRecordPayload,
     "drift": DriftPayload,
+    "model": ModelEventPayload,
     "status": StatusPayload,
     "metrics": MetricsPayload,
 }

@@ -38,6 +38,7 @@ class Prepared:
     geom: Any
     pre_ms: float
     error: str | None
+    by: object = None  # the runner that pre-processed it (a swap between frames re-prepares)
 
 
 def _describe(exc: Exception) -> str:
@@ -121,7 +122,7 @@ class ModelRunner:
             x, geom = self.pre(frame.pixels)
         except Exception as exc:  # numpy / OpenCV errors too: this frame only
             error = _describe(exc)
-        return Prepared(frame, x, geom, (time.perf_counter() - t0) * 1000.0, error)
+        return Prepared(frame, x, geom, (time.perf_counter() - t0) * 1000.0, error, self)
 
     def finish(self, p: Prepared) -> Inspection:
         """session.run -> post -> Inspection; the frame's age is taken now, as inference

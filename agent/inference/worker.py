@@ -96,6 +96,13 @@ class InferenceWorker:
             self._thread.join(timeout)
         return self._thread is None or not self._thread.is_alive()
 
+    def use(self, runner: ModelRunner) -> ModelRunner:
+        """Inspect the next frame with `runner` (loaded and warmed up); returns the previous
+        one. Never waits: the frame in progress finishes on the runner it started with."""
+        with self._cond:
+            previous, self.runner = self.runner, runner
+        return previous
+
     def pause(self) -> None:
         """Operator pause: frames stay in the slot (the newest replaces older ones)."""
         with self._cond:
@@ -165,7 +172,10 @@ class InferenceWorker:
                     return
                 start = self.clock()
                 if not self._too_old(item.frame, start, self._late):
-                    self._inspect(start, self.runner.finish(item))
+                    runner = self.runner  # once per frame: a swap takes effect between frames
+                    if item.by is not runner:
+                        item = runner.prepare(item.frame)
+                    self._inspect(start, runner.finish(item))
         except Exception:  # a bug must not end inspection silently
             log.exception("station %s: inference worker crashed", self.key)
 

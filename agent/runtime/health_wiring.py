@@ -161,6 +161,7 @@ class HealthWiring:
             "started": self.started_wall.isoformat(), "time": utc_now().isoformat(),
             "healthy": healthy, "failing": [f"{k}: {v}" for k, v in failing.items()],
             "models": a.birth()["models"],
+            "model_lifecycle": a.lifecycle.status(),
             "stations": [{"line": rt.line, "station": rt.name,
                           "state": self._station_state(rt)} for rt in a.stations.values()],
         }

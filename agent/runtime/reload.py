@@ -4,7 +4,10 @@ Reading and parsing the file (up to 1 MiB of YAML, a second or two on a small
 box) runs in a thread, never on the loop that drives the stop path and the PLC
 heartbeat. One reload runs at a time; a SIGHUP during one asks for one more.
 Every outcome is audited and logged in one line that names the errors, never
-the file's text; a refusal keeps the running config and marks /healthz.
+the file's text; a refusal keeps the running config and marks /healthz. A station whose
+`model:` (or its model's settings, or its `shadow`) changed gets the new model loaded
+beside the running one and switched between two frames (agent.runtime.model_lifecycle);
+a model that cannot be loaded refuses the whole reload.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.config import ConfigError, LoadedConfig, load_config
+from agent.inference.errors import ModelLoadError
 
 if TYPE_CHECKING:
     from agent.app import Agent
 
 log = logging.getLogger(__name__)
 
-RESTART_ONLY = ("cameras", "models", "plcs", "sinks", "state_dir")
+RESTART_ONLY = ("cameras", "plcs", "sinks", "state_dir")
 
 
 class Reloader:
@@ -65,10 +69,15 @@ async def reload_config(agent: Agent) -> bool:
         fixed.append("stations added/removed")
     if fixed:
         return _refuse(agent, f"needs a restart, not applied: {', '.join(fixed)}")
+    try:  # a changed `model:` (or shadow) is loaded beside the running one first
+        swaps = await agent.lifecycle.prepare_reload(new.config)
+    except ModelLoadError as exc:
+        return _refuse(agent, f"model not swapped, nothing applied: {exc}")
     agent.engine.update_config(new.config)
     for line, name, st in new.config.stations():
         agent.stations[f"{line}/{name}"].cfg = st
     agent.cfg = new.config
+    agent.lifecycle.apply_reload(swaps)
     agent.reload_error = None
     log.info("config reloaded from %s", new.path)
     agent.audit.write("config_reload", ok=True)

@@ -93,6 +93,13 @@ class StationRuntime:
         except RuntimeError:  # loop closed during shutdown: the frame is dropped
             pass
 
+    def use_runner(self, runner: ModelRunner) -> ModelRunner:
+        """Hot swap: the next frame (continuous) or part (triggered) uses `runner`."""
+        previous, self.runner = self.runner, runner
+        if self.worker is not None:
+            self.worker.use(runner)
+        return previous
+
     def start(self) -> None:
         if self.worker is not None:
             self.worker.start()

@@ -36,9 +36,12 @@ class OperatorAction(enum.StrEnum):
     PAUSE = "pause"  # stop inspecting a station (no verdicts, no stops)
     RESUME = "resume"
     REBIRTH = "rebirth"  # publish the online status / birth again
+    PROMOTE = "promote"  # hot-swap the station's candidate (shadow or `model`) into production
+    ROLLBACK = "rollback"  # back to the station's previous model
 
 
-STATION_ACTIONS = frozenset({OperatorAction.RESET, OperatorAction.PAUSE, OperatorAction.RESUME})
+STATION_ACTIONS = frozenset({OperatorAction.RESET, OperatorAction.PAUSE, OperatorAction.RESUME,
+                             OperatorAction.PROMOTE, OperatorAction.ROLLBACK})
 
 
 class CommandMessage(BaseModel):
@@ -46,9 +49,10 @@ class CommandMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    command: OperatorAction = Field(description="reset | pause | resume | rebirth.")
+    command: OperatorAction = Field(description="reset | pause | resume | rebirth | promote | rollback.")
     line: str | None = Field(None, min_length=1, max_length=128, description="Line name.")
     station: str | None = Field(None, min_length=1, max_length=128, description="Station name.")
+    model: str | None = Field(None, min_length=1, max_length=128, description="promote: the model (key under `models`) to promote; default the station's shadow model.")
     id: str = Field(min_length=1, max_length=128, description="Unique per command (e.g. a UUID): a command id is executed once, a repeated one is refused as a replay. Echoed in the result.")
     time: AwareDatetime = Field(description="When the operator issued it (ISO 8601 with zone).")
     client_id: str | None = Field(None, max_length=128, description="Who sends it.")
@@ -67,6 +71,7 @@ class OperatorCommand:
     client_id: str | None
     issued: datetime
     received: datetime
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +181,7 @@ def evaluate(raw: bytes, policy: CommandPolicy, topic: str,
     if refused:
         return replace(claimed, code=refused[0], reason=refused[1])
     cmd = OperatorCommand(msg.command, msg.line, msg.station, msg.id, msg.client_id,
-                          msg.time, now)
+                          msg.time, now, msg.model)
     return replace(claimed, accepted=True, reason="accepted", code="accepted", command=cmd)
 
 

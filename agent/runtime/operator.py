@@ -1,0 +1,35 @@
+"""What an accepted operator command does on the running daemon (on the event loop).
+
+The command arrived authenticated, replay-checked and audited (agent.sinks.mqtt_listener);
+here it acts: reset a latched stop, pause / resume inspection, promote the candidate
+model or roll back to the previous one (agent.runtime.model_lifecycle), publish the
+birth again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+
+def handle_operator_command(agent: Agent, cmd: Any) -> None:
+    action = getattr(cmd, "action", None)
+    line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
+    source = f"mqtt:{getattr(cmd, 'client_id', '?')}"
+    targets = [rt for rt in agent.stations.values()
+               if (line in (None, rt.line)) and (station in (None, rt.name))]
+    for rt in targets:
+        if action == "reset":
+            agent.reset_station(rt.line, rt.name, source)
+        elif action == "pause":
+            rt.pause()
+        elif action == "resume":
+            rt.resume()
+        elif action in ("promote", "rollback"):
+            agent.lifecycle.command(rt, action, getattr(cmd, "model", None), source)
+    if action == "rebirth":
+        for sink in agent.sinks.values():
+            if hasattr(sink, "set_birth"):
+                sink.set_birth(agent.birth())
