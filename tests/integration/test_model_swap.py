@@ -37,7 +37,9 @@ def small_model(folder: Path) -> Path:
 def test_swap_between_frames_never_mixes_models(tmp_path: Path) -> None:
     """prepare_ahead: the frame prepared for the old model is prepared again for the new
     one; every frame is inspected by exactly one model, without an error, old then new."""
-    old = load_model("old", ModelConfig(path=str(BUNDLED)), tmp_path)
+    from bench.make_heavy_model import write as write_heavy  # a ~5 ms model: the buffer is full
+
+    old = load_model("old", ModelConfig(path=str(write_heavy(tmp_path / "h"))), tmp_path)
     new = load_model("new", ModelConfig(path=str(small_model(tmp_path / "s"))), tmp_path)
     slot = LatestFrame()
     got: list[Inspection] = []
@@ -51,9 +53,9 @@ def test_swap_between_frames_never_mixes_models(tmp_path: Path) -> None:
     worker.start()
     pixels = np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)
     try:
-        for seq in range(400):
+        for seq in range(300):
             slot.put(make_frame(pixels, seq=seq))
-            if seq == 200:
+            if seq == 100:
                 assert worker.use(new) is old
             time.sleep(0.0005)
         time.sleep(0.3)
