@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outbox": ("outbox", "inspect the durable outbox: stats | list | dead | retry"),
     "reset": ("reset", "reset a latched stop on a running daemon (authenticated MQTT command)"),
     "model": ("model", "promote a station's candidate model, or roll it back, on a running daemon"),
+    "evaluate": ("evaluate", "run a candidate model over a folder of images offline (throttled)"),
     "plc-sim": ("plc_sim", "run the soft PLC (Modbus TCP + OPC UA conveyor simulator)"),
 }
 
