@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.alarms import alarm_text
 from agent.config.models import AgentConfig, ModelConfig
 from agent.health.metrics import GaugeSample
 from agent.inference.errors import ModelLoadError
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
     from agent.runtime.station import StationRuntime
 
 log = logging.getLogger(__name__)
-
-ROLLBACK_ALARM = "model rolled back"  # the alarm reason's prefix (docs/runbooks.md)
-
 
 @dataclass
 class StationModels:
@@ -182,9 +180,9 @@ class ModelLifecycle:
         sm.rollbacks += 1
         self._announce(rt, "rolled_back", source, old, runner, reason)
         if source.startswith("guard:"):
-            text = (f"{ROLLBACK_ALARM}: {old.info.name} {old.info.version} "
-                    f"({old.info.sha256[:12]}) -> {runner.info.name} {runner.info.version}: "
-                    f"{source}: {reason}")
+            text = alarm_text("model_rolled_back", reason=reason, guard=source[6:],
+                              old=f"{old.info.name} {old.info.version} ({old.info.sha256[:12]})",
+                              new=f"{runner.info.name} {runner.info.version}")
             a = self.agent
             a.router.submit(rollback_alarm(a.cfg.site, a.cfg.agent_id, rt.line, rt.name,
                                            rt.cfg.camera, text))

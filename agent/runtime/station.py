@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.alarms import alarm_text
 from agent.capture.base import SourceState
 from agent.capture.camera import Camera
 from agent.capture.slot import LatestFrame
@@ -50,13 +51,13 @@ class StationMonitor:
 
     def impossible_reason(self, now: float, triggered: bool) -> str | None:
         if self.camera_state not in (SourceState.STREAMING, SourceState.CONNECTING):
-            return f"camera {self.camera_state.value}"
+            return alarm_text("camera_state", state=self.camera_state.value)
         if self.consecutive_errors >= self.error_limit:
-            return f"model failing ({self.consecutive_errors} consecutive errors)"
+            return alarm_text("model_failing", n=self.consecutive_errors)
         if not triggered and now - self.last_good > self.stall_s:
-            return f"no inspection for {now - self.last_good:.1f}s"
+            return alarm_text("no_inspection", seconds=f"{now - self.last_good:.1f}")
         if self.overruns >= 3 * self.error_limit:
-            return f"latency budget overrun on {self.overruns} consecutive frames"
+            return alarm_text("budget_overrun", n=self.overruns)
         return None
 
 
