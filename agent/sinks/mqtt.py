@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from agent.config.base import Strict
 from agent.sinks.base import SinkContext
+from agent.sinks.ha_discovery import HomeAssistantConfig
 from agent.sinks.outbox_policy import MqttOutboxPolicy
 from agent.sinks.tls import TlsConfig
 
@@ -73,6 +74,7 @@ class MqttSinkConfig(Strict):
     ack_timeout_s: float = Field(10.0, gt=0, description="A send waits this long for every PUBACK, then counts as 'unavailable' (retried).")
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff.")
     outbox: MqttOutboxPolicy = Field(default_factory=MqttOutboxPolicy, description="Outbox bounds for this sink.")
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (see the README).")
 
 
 def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
@@ -94,6 +96,10 @@ def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
                            max_age_s=cfg.commands.max_age_s,
                            max_future_s=cfg.commands.max_future_s)
     client = build_client(cfg, ctx, topics.status_topic, where)
+    if cfg.homeassistant.enabled:
+        from agent.sinks.ha_sink import HaMqttSink
+
+        return HaMqttSink(name, cfg, ctx, client, topics, policy)
     return MqttSink(name, cfg, ctx, client, topics, policy)
 
 
