@@ -70,9 +70,9 @@ class EdgeNodeSession:
 
     def define_device(self, device: str) -> None:
         """Aliases of a device's metrics (telemetry, then events), once per device."""
-        if device in self.devices:
+        self.devices.setdefault(device, {})
+        if self.aliases.scope(device):
             return
-        self.devices[device] = {}
         for name, dt, _ in STATION_METRICS:
             self.aliases.define(device, name, dt)
         for kind, (folder, _) in EVENT_KINDS.items():
