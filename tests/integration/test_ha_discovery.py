@@ -45,7 +45,7 @@ async def retained(broker: Mosquitto, topic: str, count: int) -> list[Message]:
     """What a newcomer (Home Assistant starting) gets: the retained messages."""
     sub = await asyncio.to_thread(Collector, broker.host, broker.port, topic, "ha-newcomer")
     try:
-        got = await asyncio.to_thread(sub.wait_for, "", count, 5.0)
+        await asyncio.to_thread(sub.wait_for, "", count, 5.0)
         await asyncio.sleep(0.3)
         return [m for m in sub.messages if m.retain and m.payload]
     finally:
