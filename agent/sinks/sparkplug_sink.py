@@ -35,6 +35,7 @@ from agent.sinks.sparkplug_client import (
 )
 from agent.sinks.sparkplug_node import EdgeNodeSession
 from agent.sinks.sparkplug_payload import bdseq_payload
+from agent.tasks import cancel_and_wait
 from agent.types import Record
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class SparkplugSink:
         born = self._born
         self._state = SinkState.CLOSED
         if self._restart is not None:
-            self._restart.cancel()
+            await cancel_and_wait(self._restart)
         if born:  # a clean end: the devices, then the node, die on the record
             for dev in list(self.session.devices):
                 self._publish(self.topics.device_topic("DDEATH", dev),
@@ -213,7 +214,7 @@ class SparkplugSink:
         if online and self._connected and not self._born:
             log.info("%s: primary host %s online", self.where, self.cfg.primary_host_id)
             self._births()
-        elif not online and self._born:
+        elif not online and self._born and (self._restart is None or self._restart.done()):
             log.warning("%s: primary host %s offline: session ended, records stay in the "
                         "outbox until it is back", self.where, self.cfg.primary_host_id)
             self._restart = asyncio.create_task(self._restart_session(), name="spb-restart")

@@ -214,6 +214,9 @@ async def test_records_wait_in_the_outbox_while_the_primary_host_is_offline(
         got = [await next_msg(host, "DDATA") for _ in range(3)]
         assert len({m.seq for m in got}) == 3
         await until(lambda: box.stats()["spb"].depth == 0)
+        await asyncio.to_thread(host.state, False, 1500)  # older than the last: ignored
+        assert [m.verb for m in await asyncio.to_thread(host.quiet, 0.5)] == []
+        assert sink.state is SinkState.CONNECTED
 
         await asyncio.to_thread(host.state, False, 3000)
         death = await next_msg(host, "NDEATH")
