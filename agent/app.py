@@ -20,7 +20,7 @@ from agent import __version__
 from agent.audit import AuditLog, command_fields, outcome_fields
 from agent.capture.camera import Camera, CameraEvent
 from agent.capture.factory import build_camera
-from agent.config import ConfigError, LoadedConfig, load_config
+from agent.config import LoadedConfig
 from agent.control.dispatcher import CommandDispatcher
 from agent.decision.engine import Decision, DecisionEngine
 from agent.health.drift import DriftMonitor
@@ -32,8 +32,10 @@ from agent.outbox.store import Outbox
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_sink
 from agent.runtime.health_wiring import HealthWiring
+from agent.runtime.outbox_alarms import OutboxAlarms
 from agent.runtime.plc_wiring import PlcWiring
 from agent.runtime.records import RecordRouter
+from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
@@ -94,6 +96,10 @@ class Agent:
         await self._start_sinks(ctx)
         self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
         await self.router.start()
+        self.outbox_alarms = OutboxAlarms(self.outbox, self.audit, self.router.submit,
+                                          self.cfg.site, self.cfg.agent_id)
+        self.outbox_alarms.start()  # losses found at open: audit line + alarm record now
+        self.metrics.add_gauge_source(self.outbox_alarms.samples)
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)
@@ -320,7 +326,8 @@ class Agent:
             if rt.monitor.last_reason != reason:
                 log.warning("station %s: inspection impossible: %s", rt.key, reason)
             rt.monitor.last_reason = reason
-            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now))
+            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now,
+                                                            rt.impossible_since()))
         elif rt.monitor.last_reason is not None:
             log.info("station %s: inspecting again", rt.key)
             rt.monitor.last_reason = None
@@ -345,35 +352,8 @@ class Agent:
         await self._stop.wait()
 
     async def reload(self) -> bool:
-        """SIGHUP: validate first; apply rules/thresholds/mappings; refuse on any error."""
-        try:
-            new = load_config(self.loaded.path)
-        except ConfigError as exc:
-            self.reload_error = exc.render()
-            log.error("config reload refused, running config kept:\n%s", self.reload_error)
-            self.audit.write("config_reload", ok=False, error=self.reload_error)
-            return False
-        fixed = [k for k in ("cameras", "models", "plcs", "sinks", "state_dir")
-                 if getattr(new.config, k) != getattr(self.cfg, k)]
-        if set(self._station_keys(new)) != set(self.stations):
-            fixed.append("stations added/removed")
-        if fixed:
-            self.reload_error = f"needs a restart, not applied: {', '.join(fixed)}"
-            log.error("config reload refused: %s", self.reload_error)
-            self.audit.write("config_reload", ok=False, error=self.reload_error)
-            return False
-        self.engine.update_config(new.config)
-        for line, name, st in new.config.stations():
-            self.stations[f"{line}/{name}"].cfg = st
-        self.cfg = new.config
-        self.reload_error = None
-        log.info("config reloaded from %s", new.path)
-        self.audit.write("config_reload", ok=True)
-        return True
-
-    @staticmethod
-    def _station_keys(loaded: LoadedConfig) -> list[str]:
-        return [f"{ln}/{sn}" for ln, sn, _ in loaded.config.stations()]
+        """SIGHUP: see agent.runtime.reload (parsed off the loop, refused on any error)."""
+        return await reload_config(self)
 
     async def shutdown(self) -> None:
         """Ordered: capture, inference, commands, records, sinks, outbox.

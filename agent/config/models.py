@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from agent.capture.sources.folder_source import FolderCameraConfig
 from agent.capture.sources.opencv_source import OpenCVCameraConfig
@@ -85,6 +85,10 @@ class AuditConfig(Strict):
 
 
 class AgentConfig(Strict):
+    # top-level `x-...` keys are dropped by the loader (anchors for `<<:` merge keys)
+    model_config = ConfigDict(**Strict.model_config,
+                              json_schema_extra={"patternProperties": {"^x-": {}}})
+
     site: str = Field(description="Site (plant) name, used in topics and records.", pattern=r"^[A-Za-z0-9_.-]+$")
     agent_id: str = Field(description="This agent's id (one per edge box).", pattern=r"^[A-Za-z0-9_.-]+$")
     state_dir: str = Field("/var/lib/edge-agent", description="Outbox, audit log and certificates (relative paths are relative to the config file).")

@@ -1,9 +1,10 @@
 """Health of the daemon: checks, metrics sources, /healthz server, sd_notify, status.
 
-Critical checks (cameras streaming, stations inspecting) decide the `healthy`
-bit of the PLC heartbeat; non-critical ones (model fell back to CPU, a sink
-down, outbox disk full) set `degraded` but keep the heartbeat going, because
-the inspection that still works must not stop.
+Critical checks (cameras streaming, stations inspecting, none paused) decide the
+`healthy` bit of the PLC heartbeat (per PLC: see `plc_health`); non-critical ones
+(model fell back to CPU, a sink down, outbox disk full) set `degraded` but keep the
+heartbeat going, because the inspection that still works must not stop. The
+`heartbeat:<plc>` checks say whether each PLC sees its counter advance, and why not.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
+from agent.control.heartbeat import StatusBits
 from agent.health.metrics import GaugeSample, samples_from_stats
-from agent.health.sdnotify import SdNotifier
+from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
+from agent.runtime.plc_health import PlcHealth
 from agent.runtime.station_snapshot import station_snapshot
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
@@ -45,11 +48,14 @@ class HealthWiring:
         self.advisory = HealthChecks()
         self.all = HealthChecks()
         self.notifier = SdNotifier()
+        self.status_line = StatusLine(self.notifier)  # STATUS=: every change, counters every 2 s
         self.ready_sent = False
         self.started_wall = utc_now()
         self._task: asyncio.Task[None] | None = None
         self.server: HealthServer | None = None
         self.watchdog: ProgressWatchdog | None = None
+        self.plcs = PlcHealth(agent, self._station_check, self._degraded)
+        self._published: tuple[object, ...] = ()
 
     # ------------------------------------------------------------ checks
     def _register(self) -> None:
@@ -70,32 +76,32 @@ class HealthWiring:
                 lk.state is SinkState.CONNECTED, f"state {lk.state.value}"))
         self._add(False, "outbox", self._outbox_check)
         self._add(False, "config", lambda: (a.reload_error is None, a.reload_error or "ok"))
+        for hb in a.plc.heartbeats:  # /healthz and /status only: the heartbeat holds itself
+            self.all.register(f"heartbeat:{hb.link.name}", self.plcs.check(hb))
 
     def _add(self, critical: bool, name: str, fn: Any) -> None:
         (self.critical if critical else self.advisory).register(name, fn)
         self.all.register(name, fn)
 
     def _station_check(self, rt: Any) -> tuple[bool, str]:
-        if rt.paused:
-            return True, "paused by operator"
+        if rt.paused:  # not inspecting: the PLC heartbeat stops, /healthz says why
+            return False, "paused by operator"
         reason = rt.monitor.impossible_reason(time.monotonic(), rt.triggered)
         return reason is None, reason or "inspecting"
 
     def _outbox_check(self) -> tuple[bool, str]:
         st = self.agent.outbox.store_stats()
         if st.disk_full:
-            return False, "disk full: records refused"
+            return False, ("disk full: records are lost (counted)" if st.opened else
+                           "disk full: outbox not open, records are lost (counted)")
         return True, f"{sum(s.depth for s in self.agent.outbox.stats().values())} record(s) queued"
 
-    def status_bits(self) -> tuple[bool, bool, bool, bool]:
-        """(healthy, camera_ok, model_ok, degraded) for the PLC heartbeat status word."""
-        crit = self.critical.results()
-        camera_ok = all(ok for n, (ok, _) in crit.items() if n.startswith("camera:"))
-        stations_ok = all(ok for n, (ok, _) in crit.items() if n.startswith("station:"))
-        model_ok = all(rt.monitor.consecutive_errors < rt.monitor.error_limit
-                       for rt in self.agent.stations.values())
-        degraded = not all(ok for ok, _ in self.advisory.results().values())
-        return camera_ok and stations_ok and model_ok, camera_ok, model_ok, degraded
+    def heartbeat_bits(self, plc: str | None) -> StatusBits:
+        """The PLC heartbeat's status word for `plc` (None: every station)."""
+        return self.plcs.bits(plc)
+
+    def _degraded(self) -> bool:
+        return not all(ok for ok, _ in self.advisory.results().values())
 
     # ------------------------------------------------------------ metrics
     def _gauges(self) -> Iterable[GaugeSample]:
@@ -125,7 +131,8 @@ class HealthWiring:
         for sink_name, ob in a.outbox.stats().items():
             out += samples_from_stats("edge_agent_outbox", {"sink": sink_name}, _flat(ob),
                                       "outbox per sink",
-                                      counters=("sent", "retried", "evicted", "refused", "dead"))
+                                      counters=("sent", "retried", "evicted", "refused", "dead",
+                                                "lost"))
         for name, sk in a.sinks.items():
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
@@ -135,13 +142,14 @@ class HealthWiring:
             out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
                                    1.0 if link.state is SinkState.CONNECTED else 0.0,
                                    "1 while the PLC link is connected"))
+        out += self.plcs.gauges()
         out.append(GaugeSample("edge_agent_loop_lag_seconds", {}, self.loop_lag_s,
                                "how late the event loop woke up last (nothing may block it)"))
         out.append(GaugeSample("edge_agent_loop_lag_max_seconds", {}, self.loop_lag_max_s,
                                "largest event-loop lag since start"))
-        healthy, *_ = self.status_bits()
-        out.append(GaugeSample("edge_agent_healthy", {}, 1.0 if healthy else 0.0,
-                               "1 while every camera and station inspects"))
+        out.append(GaugeSample("edge_agent_healthy", {},
+                               1.0 if self.heartbeat_bits(None).healthy else 0.0,
+                               "1 while every camera and station inspects (none paused)"))
         return out
 
     # ------------------------------------------------------------ status
@@ -209,9 +217,13 @@ class HealthWiring:
                 self.ready_sent = True
                 self.notifier.ready()
                 a.audit.write("ready")
-            if now >= next_status:
-                next_status = now + interval
-                self.notifier.status(self.summary())
+            self.plcs.watch()
+            if self.notifier.enabled:
+                self.status_line.update(self.summary())
+            sig = self._status_signature()
+            if now >= next_status or (sig != self._published and now >= next_status - interval + 1.0):
+                next_status = now + interval  # a change goes out at once (at most 1/s)
+                self._published = sig
                 await self._publish_status()
             expected = time.monotonic() + 0.25
             await asyncio.sleep(0.25)
@@ -226,6 +238,12 @@ class HealthWiring:
             self.loop_lag_max_s = lag
         if lag > 0.5:
             log.warning("event loop blocked for %.2f s (stop path and heartbeat were late)", lag)
+
+    def _status_signature(self) -> tuple[object, ...]:
+        """Station states and whether each heartbeat counts: a change is published at once."""
+        return (tuple(self._station_state(rt) for rt in self.agent.stations.values())
+                + tuple(self.heartbeat_bits(hb.link.name).healthy and hb.refusal is None
+                        for hb in self.agent.plc.heartbeats))
 
     def _all_inspecting(self) -> bool:
         return all(rt.triggered or (rt.worker is not None and rt.worker.stats().inspected > 0)
@@ -252,6 +270,7 @@ class HealthWiring:
 
     async def stopping(self) -> None:
         self.notifier.stopping()
+        self.status_line.update("stopping")
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None

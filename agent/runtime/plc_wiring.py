@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.config.station import StationSignals
+from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.plc_link import PlcLink
@@ -42,12 +43,14 @@ class PlcWiring:
             signals: dict[tuple[str, str], StationSignals] = {
                 (ln, sn): st.signals for ln, sn, st in mine}
             pulses = {(ln, sn): st.reject_pulse_ms for ln, sn, st in mine}
+            counters = CommandCounters.load(self.ctx.state_dir / f"plc-{name}.counters.json")
             disp = CommandDispatcher(link, signals, self.agent.on_outcome,
-                                     reject_pulse_ms=pulses)
+                                     reject_pulse_ms=pulses, counters=counters,
+                                     request_timeout=pc.timeout_ms / 1000)
             await disp.start()
             self.dispatchers[name] = disp
             if pc.heartbeat.counter or pc.heartbeat.status:
-                hb = Heartbeat(link, pc.heartbeat, self.status_bits)
+                hb = Heartbeat(link, pc.heartbeat, functools.partial(self.status_bits, name))
                 await hb.start()
                 self.heartbeats.append(hb)
             if pc.reset:
@@ -66,10 +69,12 @@ class PlcWiring:
             await trig.start()
             self.triggers.append(trig)
 
-    def status_bits(self) -> StatusBits:
-        healthy, camera_ok, model_ok, degraded = self.agent.health.status_bits()
-        return StatusBits(healthy=healthy, camera_ok=camera_ok, model_ok=model_ok,
-                          degraded=degraded)
+    def status_bits(self, plc: str) -> StatusBits:
+        """The heartbeat status of one PLC; held until health is wired (start-up)."""
+        health = getattr(self.agent, "health", None)
+        if health is None:
+            return StatusBits(healthy=False, camera_ok=False, model_ok=False, degraded=False)
+        return health.heartbeat_bits(plc)
 
     def _on_plc_reset(self, plc_name: str) -> None:
         for ln, sn, st in self.agent.cfg.stations():

@@ -2,8 +2,10 @@
 
 A fresh paho client per connection, never reconnected by paho itself: a message paho
 kept queued across a reconnect would be re-sent with a fresh expiry, i.e. late. When
-the connection drops, every write in flight fails (the dispatcher retries it until its
-deadline, then reports it failed) and nothing of the old client survives.
+the connection drops, every write in flight fails as `PlcNoAnswer` (published, no
+PUBACK: it may have reached the PLC; the dispatcher retries it only while a retry can
+still arrive before the deadline, else reports it unconfirmed) and nothing of the old
+client survives.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.control.backoff import Backoff
 from agent.control.link_base import ConfigurationFailure, SupervisedLink
-from agent.control.plc_link import PlcRejected, PlcUnavailable, Value
+from agent.control.plc_link import PlcNoAnswer, PlcRejected, PlcUnavailable, Value
 from agent.sinks.base import SinkContext, encode_json
 from agent.sinks.mqtt_client import publish_properties
 from agent.sinks.mqtt_plc import MqttPlcConfig
@@ -89,7 +91,8 @@ class MqttPlcLink(SupervisedLink):
         client, self._client = self._client, None
         for fut in self._acks.values():
             if not fut.done():
-                fut.set_exception(PlcUnavailable(f"plc {self.name}: connection closed"))
+                fut.set_exception(PlcNoAnswer(f"plc {self.name}: connection closed before "
+                                              "the PUBACK"))
         self._acks.clear()
         if client is not None:
             client.disconnect()

@@ -60,7 +60,7 @@ def test_fps_meter_over_window() -> None:
 
 
 def test_freeze_detector_measures_identical_run() -> None:
-    f = FreezeDetector()
+    f = FreezeDetector(max_changed=0)  # exact: one changed byte is a new picture
     a = np.zeros((40, 40, 3), np.uint8)
     b = a.copy()
     b[0, 0, 0] = 1
