@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.link_base import ConfigurationFailure, SupervisedLink
 from agent.control.plc_link import PlcNoAnswer, PlcRejected, PlcUnavailable, Value
 from agent.sinks.base import SinkContext, encode_json
