@@ -15,6 +15,7 @@ from agent.sinks.tls import TlsConfig
 if TYPE_CHECKING:
     from agent.sinks.command_auth import Keyring
     from agent.sinks.mqtt_sink import MqttSink
+    from agent.sinks.mqtt_topics import TopicMap
 
 
 MIN_KEY_CHARS = 16
@@ -77,20 +78,26 @@ class MqttSinkConfig(Strict):
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (see the README).")
 
 
+def topic_map(cfg: MqttSinkConfig, site: str, agent_id: str) -> TopicMap:
+    """The one topic map of this sink: the daemon, the probe, `reset` and `alerts` agree."""
+    from agent.sinks.mqtt_topics import TopicMap, check_level
+
+    for level in cfg.prefix.split("/"):
+        check_level(level, "prefix level")
+    return TopicMap(prefix=cfg.prefix, site=site, agent_id=agent_id,
+                    templates=dict(cfg.topics), qos_by_kind=dict(cfg.qos),
+                    expiry_by_kind=dict(cfg.message_expiry_s),
+                    command_template=cfg.commands.topic)
+
+
 def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
     """Factory: topic map, command policy and paho client from the config."""
     from agent.sinks.mqtt_client import build_client
     from agent.sinks.mqtt_commands import CommandPolicy
     from agent.sinks.mqtt_sink import MqttSink
-    from agent.sinks.mqtt_topics import TopicMap, check_level
 
     where = f"mqtt sink {name!r} (broker {cfg.host}:{cfg.port})"
-    topics = TopicMap(prefix=cfg.prefix, site=ctx.site, agent_id=ctx.agent_id,
-                      templates=dict(cfg.topics), qos_by_kind=dict(cfg.qos),
-                      expiry_by_kind=dict(cfg.message_expiry_s),
-                      command_template=cfg.commands.topic)
-    for level in cfg.prefix.split("/"):
-        check_level(level, "prefix level")
+    topics = topic_map(cfg, ctx.site, ctx.agent_id)
     policy = CommandPolicy(keyring=command_keyring(cfg.commands),
                            allowed_client_ids=tuple(cfg.commands.allowed_client_ids),
                            max_age_s=cfg.commands.max_age_s,
