@@ -77,6 +77,7 @@ class Agent:
         self.drift: dict[str, DriftMonitor] = {}
         self.verdict_counts: dict[str, dict[str, int]] = {}
         self.last_defect: dict[str, Verdict] = {}
+        self.last_verdict: dict[str, str] = {}  # station key -> OK / NG / UNKNOWN
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -235,6 +236,7 @@ class Agent:
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
             if counts is not None:
                 counts[v.result.value] += 1
+                self.last_verdict[f"{v.line}/{v.station}"] = v.result.value
             if v.result is Result.NG:
                 self.last_defect[f"{v.line}/{v.station}"] = v
         return bool(decision.commands)

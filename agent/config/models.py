@@ -17,6 +17,7 @@ from agent.sinks.modbus import ModbusPlcConfig
 from agent.sinks.mqtt import MqttSinkConfig
 from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
+from agent.sinks.sparkplug import SparkplugSinkConfig
 
 CameraConfig = Annotated[
     OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig, Field(discriminator="type")
@@ -25,7 +26,8 @@ PlcConfig = Annotated[
     ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")
 ]
 SinkConfig = Annotated[
-    MqttSinkConfig | HttpSinkConfig | FileSinkConfig, Field(discriminator="type")
+    MqttSinkConfig | HttpSinkConfig | FileSinkConfig | SparkplugSinkConfig,
+    Field(discriminator="type"),
 ]
 
 PROVIDERS = (

@@ -24,6 +24,7 @@ from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
 from agent.runtime.plc_health import PlcHealth
+from agent.runtime.station_snapshot import station_snapshot
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import utc_now
@@ -253,11 +254,16 @@ class HealthWiring:
         doc = self.status()
         metrics = {"schema_version": 1, "agent_id": self.agent.cfg.agent_id,
                    "time": doc["time"], "values": self._metric_values()}
+        snapshot: dict[str, Any] | None = None
         for sink in self.agent.sinks.values():
             publish = getattr(sink, "publish_telemetry", None)
             if publish is not None:
                 await publish("status", doc)
                 await publish("metrics", metrics)
+            publish_snapshot = getattr(sink, "publish_snapshot", None)
+            if publish_snapshot is not None:  # dialect sinks: Sparkplug B, HA discovery
+                snapshot = snapshot or station_snapshot(self.agent)
+                await publish_snapshot(snapshot)
 
     def _metric_values(self) -> dict[str, float]:
         return {f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value
