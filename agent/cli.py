@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "run a candidate model over a folder of images offline (throttled)"),
     "plc-sim": ("plc_sim", "run the soft PLC (Modbus TCP + OPC UA conveyor simulator)"),
 }
+BATCH_JOBS = frozenset({"evaluate"})  # run at the lowest CPU priority (agent.lowprio)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -51,6 +52,10 @@ def chosen_command(argv: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if chosen_command(argv) in BATCH_JOBS:  # before anything heavy is imported
+        from agent.lowprio import lowest_priority
+
+        lowest_priority()
     args = build_parser(chosen_command(argv)).parse_args(argv)
     try:
         return int(args._module.main(args) or 0)

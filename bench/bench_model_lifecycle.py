@@ -13,7 +13,7 @@ process (as in bench_pipeline.py). Prints:
   - shadow: the same station with and without a shadow model: the shadow's own CPU per
     frame (its thread's CPU time), the process CPU per frame, frames compared / skipped,
     and production capture -> PLC ack and capture -> event loop p99, on vs off;
-  - evaluate: `edge-agent evaluate` (nice 10, one thread) over a folder of images, in a
+  - evaluate: `edge-agent evaluate` (SCHED_IDLE, nice 10, one thread) over images, in a
     loop beside the station: production p99 with it running vs not.
 
     .venv/bin/python bench/bench_model_lifecycle.py [--frames 900] [--fps 50]
@@ -174,7 +174,7 @@ async def shadow_bench(tmp: Path, video: Path, args: argparse.Namespace,
                   f"{sh['cpu_ms_per_frame']:.2f} ms/frame (thread time), p99 {sh['p99_ms']:.2f} ms")
 
 
-def image_folder(folder: Path, n: int = 300) -> None:
+def image_folder(folder: Path, n: int = 1000) -> None:
     scene = ConveyorScene(seed=5, width=320, height=240)
     for i in range(n):
         f = scene.next_frame()
@@ -203,7 +203,7 @@ async def evaluate_bench(tmp: Path, video: Path, args: argparse.Namespace,
 
         probe, _, _ = await run(tmp / f"e{busy}", text, args.frames, evaluating if busy else None)
         results[busy] = probe
-    print("evaluate (nice 10, 1 thread) over 300 images in a loop beside the station:")
+    print("evaluate (SCHED_IDLE + nice 10, 1 thread) over 1000 images in a loop beside the station:")
     for busy in (False, True):
         p = results[busy]
         print(f"  evaluate {'running' if busy else 'off    '}: capture -> PLC ack "

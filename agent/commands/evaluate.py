@@ -8,8 +8,9 @@ Truth: the subfolder name (`heldout/crack/*.png`) or a JSON sidecar's `truth`; v
 recorded at the time: the sidecar (shadow mode's saved disagreements carry them).
 `--against current` runs the station's production model too (`--against DIR`: another
 model). With `--config` and `--station` each image is judged by the station's rules.
-The job runs at nice 10 more than the caller, one onnxruntime thread, and sleeps
-`--pause-ms` between images, so the stations keep their cores. Prints a short table;
+The job runs at the lowest CPU priority (SCHED_IDLE on Linux, and nice +10), one
+onnxruntime and one OpenCV thread, and sleeps `--pause-ms` between images, so the
+stations keep their cores. Prints a short table;
 `--json FILE` writes the whole report (per class figures, confusion matrix, every
 disagreeing image). Exit 0, 2 on bad input (a missing folder, a model that cannot load).
 """
@@ -18,21 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.commands import EXIT_CONFIG, load_or_report
-from agent.config.models import ModelConfig
-from agent.config.station import DefectRule
-from agent.inference.errors import ModelLoadError
-from agent.inference.runner import ModelRunner
-from agent.inference.session import load_model, open_model
-from agent.runtime.evaluation import evaluate, samples, text_table
+from agent.lowprio import lowest_priority
 
-NICE = 10
-
+if TYPE_CHECKING:  # imported in main(), once the process runs at its low priority
+    from agent.config.models import ModelConfig
+    from agent.config.station import DefectRule
+    from agent.inference.runner import ModelRunner
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="candidate model folder")
@@ -55,16 +53,11 @@ def _fail(msg: str) -> int:
     return EXIT_CONFIG
 
 
-def _throttle() -> None:
-    try:
-        os.nice(NICE)
-    except OSError:
-        pass
-
-
 def _station(args: argparse.Namespace) -> tuple[list[DefectRule] | None, ModelRunner | None,
                                                  str | None]:
     """(rules, production runner for --against current, error)."""
+    from agent.inference.session import load_model
+
     if args.config is None:
         if args.against == "current" or args.station:
             return None, None, "--against current and --station need --config"
@@ -89,7 +82,16 @@ def _one_thread(mc: ModelConfig) -> ModelConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    _throttle()
+    lowest_priority()  # again (also when called as a function), before onnxruntime and
+    # OpenCV are imported and start any thread
+    import cv2
+
+    from agent.config.models import ModelConfig
+    from agent.inference.errors import ModelLoadError
+    from agent.inference.session import open_model
+    from agent.runtime.evaluation import evaluate, samples, text_table
+
+    cv2.setNumThreads(1)
     if not args.folder.is_dir():
         return _fail(f"--folder {args.folder}: not a folder")
     try:

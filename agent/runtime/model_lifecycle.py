@@ -199,7 +199,8 @@ class ModelLifecycle:
         for line, name, st in new.stations():
             rt = self.agent.stations[f"{line}/{name}"]
             mc = new.models[st.model]
-            if st.model != rt.cfg.model or mc != old_models.get(st.model):
+            running = self.stations[rt.key].model == st.model and mc == old_models.get(st.model)
+            if (st.model != rt.cfg.model or mc != old_models.get(st.model)) and not running:
                 plan.production[rt.key] = (st.model, await _load(rt, st.model, mc, base,
                                                                  rt.runner))
             if st.shadow != rt.cfg.shadow or (

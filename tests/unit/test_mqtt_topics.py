@@ -102,8 +102,8 @@ def doc_examples() -> list[tuple[str, dict[str, object]]]:
 def test_every_documented_payload_matches_its_schema() -> None:
     examples = doc_examples()
     kinds = {k for k, _ in examples}
-    assert kinds == {"defect", "inspection", "stop", "alarm", "drift", "status", "metrics",
-                     "command"}
+    assert kinds == {"defect", "inspection", "stop", "alarm", "drift", "model", "status",
+                     "metrics", "command"}
     for kind, body in examples:
         schema = command_schema() if kind == "command" else schema_for(kind)
         jsonschema.validate(body, schema)
