@@ -172,7 +172,8 @@ async def test_shadow_disagreements_counted_saved_never_acted_on(
         tmp_path: Path, mosquitto: Mosquitto, softplc: SoftPlc) -> None:
     crack = always_model(tmp_path / "crack", "crack")
     cfg = lifecycle_config(tmp_path, mosquitto.port, softplc.modbus_port or 0,
-                           {"crack": crack}, {"shadow": "crack"}, schedule=[None])
+                           {"crack": crack}, {"shadow": "crack", "shadow_options": {
+                               "save_disagreements": 5000}}, schedule=[None])  # no pruning
     daemon = Daemon(cfg)
     try:
         daemon.wait_started()
@@ -189,6 +190,19 @@ async def test_shadow_disagreements_counted_saved_never_acted_on(
         # its verdicts never act: no stop, no defect record
         assert not softplc.state.get("line1.station1.stop_request")
         assert not dropped_records(tmp_path / "drop", "defect")
+        # the saved disagreements, evaluated offline beside the running daemon: the
+        # verdicts recorded at the time (OK) and the current model agree, the candidate not
+        folder = tmp_path / "state" / "shadow" / "line1_station1"
+        out = subprocess.run([sys.executable, "-m", "agent", "evaluate", "--model", str(crack),
+                              "--folder", str(folder), "--against", "current", "--config",
+                              str(cfg), "--station", "station1", "--json",
+                              str(tmp_path / "r.json")], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        r = yaml.safe_load((tmp_path / "r.json").read_text())
+        ok = r["per_class"]["ok"]
+        assert ok["recorded"] == r["images"] >= 1 and ok["agree_recorded"] == 0.0
+        assert ok["agree_reference"] == 0.0 and r["per_class"]["crack"]["predicted"] == r["images"]
         rc, _ = daemon.terminate()
         assert rc == 0
     finally:
