@@ -99,13 +99,15 @@ async def test_promote_refuse_rollback_and_sighup(tmp_path: Path, mosquitto: Mos
         assert lifecycle(daemon)["shadow"]["agreement"] > 0.95  # the same network
         # a broken candidate (sha256 mismatch) is refused before the switch
         out = cli(cfg, "promote", "--model", "broken")
-        assert out.returncode == 0, out
+        assert out.returncode == 1 and "NOT promoted" in out.stderr, out
+        assert "sha256 mismatch" in out.stderr, out
         refused = await until(lambda: [a for a in daemon.audit() if a.get("ok") is False],
                               30, "the refusal in the audit")
         assert "sha256 mismatch" in refused[0]["error"], refused
         assert lifecycle(daemon)["sha256"] == BUNDLED_SHA
         # promote the shadow model: switched, audited with both hashes, published
-        assert cli(cfg, "promote").returncode == 0
+        out = cli(cfg, "promote")
+        assert out.returncode == 0 and f"promoted: now v2 (sha256 {v2_sha[:12]}" in out.stdout, out
         await until(lambda: lifecycle(daemon).get("sha256") == v2_sha, 30, "v2 in production")
         promoted = [s for s in switches(daemon) if s.get("change") == "promoted"]
         assert promoted[0]["old_sha256"] == BUNDLED_SHA and promoted[0]["new_sha256"] == v2_sha
