@@ -36,6 +36,7 @@ EVENT_KINDS = {
     "stop": ("Command", P.StopPayload),
     "alarm": ("Alarm", P.AlarmPayload),
     "drift": ("Drift", P.DriftPayload),
+    "model": ("Model", P.ModelEventPayload),  # a station's production model changed
 }
 AGENT_EVENTS = "Events/Agent"  # a record without a station: its JSON, in NDATA
 
