@@ -60,13 +60,17 @@ async def load_beside(name: str, cfg: ModelConfig, base_dir: Path,
     loop = asyncio.get_running_loop()
 
     def work() -> None:
+        runner: ModelRunner | None = None
+        error: BaseException | None = None
         try:
             runner = _load(name, cfg, base_dir)
             check_candidate(runner, running)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            loop.call_soon_threadsafe(_settle, result, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, result, runner, None)
+            runner, error = None, exc
+        try:
+            loop.call_soon_threadsafe(_settle, result, runner, error)
+        except RuntimeError:  # the loop closed meanwhile (the daemon stopped): dropped
+            log.debug("model %s loaded after the daemon stopped; dropped", name)
 
     threading.Thread(target=work, name=f"load-model-{name}", daemon=True).start()
     return await result

@@ -161,9 +161,9 @@ class ModelLifecycle:
         sm.previous, sm.model = (sm.model, old), name
         sm.switches += 1
         sm.guard = None
-        if rt.cfg.model_guard.window_s > 0:
+        if rt.cfg.model_guard.window_s > 0:  # a fallback counts only where the old one had none
             sm.guard = ModelGuard(rt.cfg.model_guard, time.monotonic(), rt.cfg.latency_budget_ms,
-                                  expected, runner.fallback)
+                                  expected, runner.fallback and not old.fallback)
         self._announce(rt, event, source, old, runner, None)
         trip = sm.guard.first_check() if sm.guard is not None else None
         if trip is not None:
