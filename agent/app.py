@@ -142,7 +142,7 @@ class Agent:
             fwd = Forwarder(self.outbox, sink, sc.outbox)
             await fwd.start()
             self.forwarders[name] = fwd
-            stats_sources.sink(self.metrics.stats, name, sc.type, sink, fwd, self.outbox)
+            stats_sources.sink(self.metrics.stats, name, sc.type, sink, fwd)
 
     def _build_stations(self, loop: asyncio.AbstractEventLoop) -> None:
         for name, cc in self.cfg.cameras.items():

@@ -64,6 +64,7 @@ class StatsSource:
     skip: frozenset[str] = frozenset()
     keys: Mapping[str, str] = field(default_factory=dict)
     rename: Mapping[str, str] = field(default_factory=dict)
+    each: str | None = None  # read() gives {value of this label: stats}
 
 
 def metric_field(name: str) -> tuple[str, float]:
@@ -88,7 +89,7 @@ class StatsRegistry:
         The same name with the same labels twice is a wiring bug, as are labels other
         than the spec's."""
         spec = SPECS[name]
-        if tuple(labels) != spec.labels:
+        if tuple(labels) != (spec.labels[1:] if spec.each else spec.labels):
             raise ValueError(f"stats source {name}: labels {tuple(labels)}, "
                              f"expected {spec.labels}")
         ident = (name, tuple(labels.items()))
@@ -96,7 +97,7 @@ class StatsRegistry:
             raise ValueError(f"stats source {name} {labels} is already registered")
         self._sources[ident] = StatsSource(
             name, read, labels, spec.help, frozenset(spec.gauges), frozenset(spec.skip),
-            spec.keys, spec.rename)
+            spec.keys, spec.rename, spec.labels[0] if spec.each else None)
 
     @staticmethod
     def known(name: str) -> bool:
@@ -121,6 +122,14 @@ def source_samples(prefix: str, src: StatsSource) -> list[GaugeSample]:
     stats = src.read()
     if stats is None:
         return []
+    if src.each is not None:
+        return [s for value, one in stats.items()
+                for s in _samples(prefix, src, one, {src.each: str(value)})]
+    return _samples(prefix, src, stats, {})
+
+
+def _samples(prefix: str, src: StatsSource, stats: Any, labels: dict[str, str],
+             ) -> list[GaugeSample]:
     out: list[GaugeSample] = []
     for key, value in _fields(stats).items():
         if key in src.skip:
@@ -129,11 +138,11 @@ def source_samples(prefix: str, src: StatsSource) -> list[GaugeSample]:
         if isinstance(value, Mapping):
             label = src.keys.get(key)
             if label is not None:
-                out += [_sample(prefix, src, name, v, {label: str(k)}, key)
+                out += [_sample(prefix, src, name, v, {**labels, label: str(k)}, key)
                         for k, v in value.items() if _number(v)]
             continue
         if _number(value):
-            out.append(_sample(prefix, src, name, value, {}, key))
+            out.append(_sample(prefix, src, name, value, labels, key))
     return out
 
 

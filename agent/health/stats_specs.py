@@ -21,6 +21,7 @@ class Spec:
     keys: dict[str, str] = field(default_factory=dict)  # dict field -> label of its keys
     rename: dict[str, str] = field(default_factory=dict)  # field -> metric stem
     fields: dict[str, str] = field(default_factory=dict)  # mapping sources: field -> type
+    each: bool = False  # the source returns {value of its one label: stats}
 
 
 SPECS: dict[str, Spec] = {
@@ -35,8 +36,9 @@ SPECS: dict[str, Spec] = {
                    keys={"verdicts": "result", "commands": "kind", "rejected": "reason"}),
     "router": Spec("", "Record router (records refused by the outbox, records with no sink)",
                    (), fields={"refused": "int", "unrouted": "int"}),
-    "outbox": Spec("agent.outbox.stats:SinkOutboxStats", "Outbox per sink", ("sink",),
-                   gauges=("depth", "bytes", "dead")),
+    "outbox": Spec("agent.outbox.stats:SinkOutboxStats", "Outbox per sink (also sinks no "
+                   "longer configured that still hold records)", ("sink",),
+                   gauges=("depth", "bytes", "dead"), each=True),
     "outbox_store": Spec("agent.outbox.stats:StoreStats", "Outbox store", (),
                          skip=("disk_full", "opened", "lost_at_start")),
     "forwarder": Spec("agent.outbox.forwarder:ForwarderStats", "Outbox forwarder per sink",

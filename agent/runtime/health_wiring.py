@@ -163,10 +163,27 @@ class HealthWiring:
         return "inspecting" if self._station_check(rt)[0] else "impaired"
 
     def summary(self) -> str:
+        """STATUS=: a refused reload first (until one is applied), then the counts."""
         a = self.agent
         healthy, failing = self.all.evaluate()
         state = "healthy" if healthy else f"degraded: {', '.join(failing)}"
-        return f"{len(a.stations)} station(s), {a.inspections} inspections, {state}"
+        text = f"{len(a.stations)} station(s), {a.inspections} inspections, {state}"
+        if a.reload_error is not None:
+            text = f"reload refused: {first_error(a.reload_error)}; {text}"
+        return text
+
+    # ------------------------------------------------------------ reload (SIGHUP)
+    def reload_started(self) -> bool:
+        """RELOADING=1 before a reload; False (nothing sent) before READY=1 was."""
+        if not self.ready_sent:
+            return False
+        self.notifier.reloading()
+        return True
+
+    def reload_finished(self) -> None:
+        """STATUS= with the outcome at once, then READY=1: the reload is over."""
+        self.status_line.update(self.summary())
+        self.notifier.ready()
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -277,3 +294,9 @@ def _operator_command_samples(sink: str, listener: Any) -> list[GaugeSample]:
     return [GaugeSample("edge_agent_operator_commands_total", {"sink": sink, "result": k},
                         float(v), "operator commands by result (accepted, or why rejected)",
                         "counter") for k, v in counts.items()]
+
+
+def first_error(error: str) -> str:
+    """The first issue of a one-line config error ("3 configuration error(s): a; b; c")."""
+    _, sep, issues = error.partition(" configuration error(s): ")
+    return issues.split("; ", 1)[0] if sep else error

@@ -26,9 +26,8 @@ def model(stats: StatsRegistry, runners: dict[str, ModelRunner], name: str) -> N
 
 
 def sink(stats: StatsRegistry, name: str, kind: str, sink: Any, fwd: Forwarder,
-         outbox: Outbox) -> None:
-    """The sink's outbox share, its forwarder and, for sink types that count, the sink."""
-    stats.register("outbox", functools.partial(_outbox_stats, outbox, name), sink=name)
+         ) -> None:
+    """The sink's forwarder and, for sink types that count, the sink."""
     stats.register("forwarder", fwd.stats, sink=name)
     if stats.known(f"{kind}_sink") and hasattr(sink, "stats"):
         stats.register(f"{kind}_sink", sink.stats, sink=name)
@@ -41,8 +40,9 @@ def station(stats: StatsRegistry, rt: StationRuntime) -> None:
 
 def core(stats: StatsRegistry, audit: AuditLog, engine: DecisionEngine, outbox: Outbox,
          router: RecordRouter) -> None:
-    """The audit log, the decision engine, the outbox store and the record router."""
+    """The audit log, the decision engine, the outbox and the record router."""
     stats.register("audit", audit.stats)
+    stats.register("outbox", outbox.stats)  # every sink it holds records for
     stats.register("engine", engine.stats)
     stats.register("outbox_store", outbox.store_stats)
     stats.register("router", functools.partial(_router_stats, router))
@@ -50,10 +50,6 @@ def core(stats: StatsRegistry, audit: AuditLog, engine: DecisionEngine, outbox: 
 
 def _runner_stats(runners: dict[str, ModelRunner], name: str) -> object:
     return runners[name].stats()
-
-
-def _outbox_stats(outbox: Outbox, sink: str) -> object:
-    return outbox.stats().get(sink)
 
 
 def _worker_stats(rt: StationRuntime) -> object:
