@@ -65,26 +65,26 @@ SPECS: dict[str, Spec] = {
 }
 
 # Gauges and counters not read from a stats() dataclass (health wiring, outbox alarms,
-# PLC refusals, operator commands): name, type, help.
-OTHER_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("edge_agent_camera_streaming", "gauge", "1 while the camera streams"),
-    ("edge_agent_model_info", "gauge", "Active execution provider per model (labels model, "
-     "version, provider, fallback)"),
-    ("edge_agent_sink_connected", "gauge", "1 while the sink is connected"),
-    ("edge_agent_plc_connected", "gauge", "1 while the PLC link is connected"),
-    ("edge_agent_plc_refusing_writes", "gauge", "1 while the PLC refuses the heartbeat's writes"),
-    ("edge_agent_operator_commands_total", "counter", "Operator commands by result "
+# PLC refusals, operator commands): name, type, labels, help.
+OTHER_METRICS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("edge_agent_camera_streaming", "gauge", ("camera",), "1 while the camera streams"),
+    ("edge_agent_model_info", "gauge", ("model", "version", "provider", "fallback"),
+     "Always 1: the model version and the execution provider that runs it"),
+    ("edge_agent_sink_connected", "gauge", ("sink",), "1 while the sink is connected"),
+    ("edge_agent_plc_connected", "gauge", ("plc",), "1 while the PLC link is connected"),
+    ("edge_agent_plc_refusing_writes", "gauge", ("plc",), "1 while the PLC refuses the heartbeat's writes"),
+    ("edge_agent_operator_commands_total", "counter", ("sink", "result"), "Operator commands by result "
      "(accepted, or why rejected)"),
-    ("edge_agent_loop_lag_seconds", "gauge", "How late the event loop woke up last"),
-    ("edge_agent_loop_lag_max_seconds", "gauge", "Largest event-loop lag since start"),
-    ("edge_agent_healthy", "gauge", "1 while every camera and station inspects (none paused)"),
-    ("edge_agent_outbox_disk_full", "gauge", "1 while the outbox cannot write (full disk)"),
-    ("edge_agent_outbox_open", "gauge", "0 while the outbox file could not be opened"),
-    ("edge_agent_outbox_lost_at_start", "gauge", "Committed records found missing or "
+    ("edge_agent_loop_lag_seconds", "gauge", (), "How late the event loop woke up last"),
+    ("edge_agent_loop_lag_max_seconds", "gauge", (), "Largest event-loop lag since start"),
+    ("edge_agent_healthy", "gauge", (), "1 while every camera and station inspects (none paused)"),
+    ("edge_agent_outbox_disk_full", "gauge", (), "1 while the outbox cannot write (full disk)"),
+    ("edge_agent_outbox_open", "gauge", (), "0 while the outbox file could not be opened"),
+    ("edge_agent_outbox_lost_at_start", "gauge", (), "Committed records found missing or "
      "quarantined at this start"),
-    ("edge_agent_outbox_quarantined", "gauge", "1 when the outbox file was corrupt and moved "
+    ("edge_agent_outbox_quarantined", "gauge", (), "1 when the outbox file was corrupt and moved "
      "aside at this start"),
-    ("edge_agent_outbox_loss_alarms_total", "counter", "Outbox-loss alarm records raised"),
-    ("edge_agent_metrics_source_errors_total", "counter", "Stats sources or samples that "
+    ("edge_agent_outbox_loss_alarms_total", "counter", (), "Outbox-loss alarm records raised"),
+    ("edge_agent_metrics_source_errors_total", "counter", (), "Stats sources or samples that "
      "failed at scrape time (see the log)"),
 )
