@@ -27,7 +27,8 @@ The renames of 0.x are listed in the README ("Health, metrics, audit").
 
 Besides these, `/metrics` carries prometheus_client's process metrics
 (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, ...)
-and `python_info`.
+and `python_info`; the event counters and histograms also carry prometheus_client's
+`<name>_created` series (when the labelled series was first seen).
 
 | Metric | Type | Labels | What |
 |---|---|---|---|
