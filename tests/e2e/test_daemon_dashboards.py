@@ -1,6 +1,8 @@
 """The Grafana dashboards in docs/grafana and docs/metrics.md against what a running daemon
 exports (issues 21, 22): every metric name in every PromQL expression exists in the
-daemon's /metrics, and every family the daemon exports is documented."""
+daemon's /metrics, and every family the daemon exports is documented. The status and
+metrics it publishes (/status, MQTT) are the StatusPayload and MetricsPayload models,
+the metrics with every registered component's counters."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.decision.payloads import MetricsPayload, StatusPayload
 from plc.softplc import SoftPlc
 from plc.tags import load_tags
 from tests.conftest import REPO
 from tests.e2e.harness import Daemon, write_config
 from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt_collector import Collector
 from tests.support.ports import free_port
 
 DASHBOARDS = sorted((REPO / "docs" / "grafana").glob("*.json"))
@@ -79,12 +83,29 @@ async def test_dashboards_and_docs_match_the_exported_metrics(
     cfg = write_config(tmp_path, mqtt_port=mosquitto.port,
                        modbus_port=softplc.modbus_port or 0, fps=20)
     daemon = Daemon(cfg)
+    mqtt = Collector("127.0.0.1", mosquitto.port, "edge/e2e/agent/edge-e2e/+")
     try:
         await asyncio.to_thread(daemon.wait_started)
         families = await _families_once_inspecting(daemon)
+        status = StatusPayload.model_validate_json(daemon.get("/status")[1])
+        assert status.state == "online" and status.stations and status.models, status
+        await asyncio.to_thread(mqtt.wait_for, "/metrics", 2, 10)
+        published = [MetricsPayload.model_validate_json(m.payload)
+                     for m in mqtt.on_topic("/metrics")][-1]
+        for key in ("edge_agent_dispatcher_submitted_total{plc=softplc}",
+                    "edge_agent_heartbeat_beats_total{plc=softplc}",
+                    "edge_agent_mqtt_sink_acked_total{sink=mqtt}",
+                    "edge_agent_engine_verdicts_total{result=OK}",
+                    "edge_agent_router_unrouted_total{}",
+                    "edge_agent_outbox_depth{sink=drop}"):
+            assert key in published.values, (key, sorted(published.values))
+        assert published.values["edge_agent_heartbeat_beats_total{plc=softplc}"] > 0
+        retained = StatusPayload.model_validate_json(mqtt.on_topic("/status")[-1].payload)
+        assert retained.models and retained.stations and retained.healthy is not None
         rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
+        mqtt.close()
         daemon.ensure_dead()
     exported = {f.name + s for f in families.values() for s in SUFFIXES[f.type]}
     exported |= {s.name for f in families.values() for s in f.samples}
