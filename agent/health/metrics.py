@@ -1,10 +1,11 @@
 """Prometheus metrics on a private registry, rendered as the text exposition format.
 
 Event metrics (stage latencies, verdicts, defects, command outcomes) are observed as
-they happen. Everything that is state (camera fps/drops/reconnects, active provider,
-outbox depth and age per sink, sink state, drift) is collected at scrape time from
-gauge sources: callables returning `GaugeSample`s built from the plain `stats()` of
-the modules, so those modules never import prometheus_client.
+they happen. Everything that is state is collected at scrape time: the `stats()` of
+every component registered in `self.stats` (agent.health.registry: one collector
+turns their fields into metrics) and gauge sources, callables returning
+`GaugeSample`s (camera streaming, sink/PLC connected, loop lag...), so those modules
+never import prometheus_client. Process, platform and build-info metrics come with it.
 
 Durations are exported in seconds (Prometheus convention); bucket bounds span
 0.1 ms .. 1 s (the range of frame age, pre/post-processing and inference times).
@@ -44,8 +45,6 @@ STAGE_BUCKETS_S = (
 COMMAND_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
 
 
 def samples_from_stats(
