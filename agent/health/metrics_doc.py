@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
+import re
 from collections.abc import Iterator
 
 from prometheus_client.metrics import MetricWrapperBase
@@ -47,15 +49,31 @@ def _event_rows() -> Iterator[Row]:
            "Always 1: the running edge-agent, its Python and onnxruntime")
 
 
-def _field_types(spec: Spec) -> dict[str, str]:
+def _stats_class(spec: Spec) -> type | None:
     if not spec.stats:
-        return dict(spec.fields)
+        return None
     module, cls = spec.stats.split(":")
-    return {f.name: str(f.type) for f in dataclasses.fields(getattr(
-        importlib.import_module(module), cls))}
+    found: type = getattr(importlib.import_module(module), cls)
+    return found
+
+
+def _field_types(spec: Spec) -> dict[str, str]:
+    cls = _stats_class(spec)
+    if cls is None:
+        return dict(spec.fields)
+    return {f.name: str(f.type) for f in dataclasses.fields(cls)}
+
+
+def _field_comments(spec: Spec) -> dict[str, str]:
+    """The comment after each field in the stats class's source: `name: int  # what`."""
+    cls = _stats_class(spec)
+    if cls is None:
+        return {}
+    return dict(re.findall(r"^\s+(\w+): [^#\n]+#\s*(.+?)\s*$", inspect.getsource(cls), re.M))
 
 
 def _spec_rows(name: str, spec: Spec) -> Iterator[Row]:
+    comments = _field_comments(spec)
     for key, typ in _field_types(spec).items():
         if key in spec.skip:
             continue
@@ -70,8 +88,10 @@ def _spec_rows(name: str, spec: Spec) -> Iterator[Row]:
         counter = base == "int" and key not in spec.gauges
         suffix, factor = metric_field(spec.rename.get(key, key))
         unit = " (exported in seconds)" if factor != 1.0 else ""
+        what = f": {comments[key]}" if key in comments else ""
         yield (f"{PREFIX}_{name}_{suffix}" + ("_total" if counter else ""),
-               "counter" if counter else "gauge", labels, f"{spec.help}: `{key}`{unit}")
+               "counter" if counter else "gauge", labels,
+               f"{spec.help}: `{key}`{unit}{what}".replace("|", "/"))
 
 
 def rows() -> list[Row]:
