@@ -29,6 +29,7 @@ from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
+from agent.runtime import stats_sources
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_sink
 from agent.runtime.health_wiring import HealthWiring
@@ -98,6 +99,8 @@ class Agent:
         await self._start_sinks(ctx)
         self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
         await self.router.start()
+        # every component registers its stats() when built (cameras, stations, links...)
+        stats_sources.core(self.metrics.stats, self.audit.log, self.engine, self.outbox, self.router)
         self.outbox_alarms = OutboxAlarms(self.outbox, self.audit, self.router.submit,
                                           self.cfg.site, self.cfg.agent_id)
         self.outbox_alarms.start()  # losses found at open: audit line + alarm record now
@@ -134,6 +137,7 @@ class Agent:
                 log.error("model %s: first-choice provider is not active; running on %s",
                           name, runner.info.provider)
             self.runners[name] = runner
+            stats_sources.model(self.metrics.stats, self.runners, name)
 
     async def _start_sinks(self, ctx: SinkContext) -> None:
         for name, sc in self.cfg.sinks.items():
@@ -147,16 +151,19 @@ class Agent:
             fwd = Forwarder(self.outbox, sink, sc.outbox)
             await fwd.start()
             self.forwarders[name] = fwd
+            stats_sources.sink(self.metrics.stats, name, sc.type, sink, fwd)
 
     def _build_stations(self, loop: asyncio.AbstractEventLoop) -> None:
         for name, cc in self.cfg.cameras.items():
             cam = build_camera(name, cc, self.loaded.base_dir)
             cam.add_listener(lambda ev: self._threadsafe(loop, self._on_camera_event, ev))
             self.cameras[name] = cam
+            self.metrics.stats.register("camera", cam.stats, camera=name)
         for line, st_name, st in self.cfg.stations():
             rt = StationRuntime(line, st_name, st, self.cameras[st.camera], self.runners[st.model],
                                 self._on_inspection, loop)
             self.stations[rt.key] = rt
+            stats_sources.station(self.metrics.stats, rt)
             self.drift[rt.key] = DriftMonitor(st.drift)
             self.verdict_counts[rt.key] = {r.value: 0 for r in Result}
 

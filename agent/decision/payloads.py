@@ -207,7 +207,7 @@ class MetricsPayload(BaseModel):
     time: datetime = Field(description="When the agent produced this payload (UTC, ISO-8601).")
     agent_id: str = Field(description="Id of the edge agent that produced this payload.")
     site: str | None = Field(None, description="Site (plant) name from the config.")
-    values: dict[str, float] = Field(description="Metric name (with labels, e.g. 'frame_age_ms{station=l1/s1}') -> value.")
+    values: dict[str, float] = Field(description="Every gauge and stats counter of /metrics (docs/metrics.md) as 'name{label=value,...}' -> value, e.g. 'edge_agent_outbox_depth{sink=mqtt}'.")
 
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {

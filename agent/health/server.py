@@ -34,7 +34,7 @@ from typing import Any, SupportsIndex
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agent.health.metrics import GaugeSample, Metrics
+from agent.health.metrics import Metrics
 from agent.health.status import HealthChecks
 
 log = logging.getLogger(__name__)
@@ -209,18 +209,6 @@ class HealthServer:
     def stats(self) -> ServerStats:
         return ServerStats(dict(self._responses), self._busy, self._dropped, len(self._writers),
                            len(self._pending))
-
-    def gauge_samples(self) -> list[GaugeSample]:
-        s = self.stats()
-        out = [GaugeSample("edge_agent_health_responses_total", {"code": str(code)}, n,
-                           "Health server responses by status code", "counter")
-               for code, n in sorted(s.responses.items())]
-        out.append(GaugeSample("edge_agent_health_dropped_total", {}, s.dropped,
-                               "Health connections evicted unanswered while their request head "
-                               "was still arriving (slow clients, floods)", "counter"))
-        out.append(GaugeSample("edge_agent_health_pending", {}, s.pending,
-                               "Health connections whose request head is still arriving"))
-        return out
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -307,9 +307,10 @@ def _shadow_samples(lab: dict[str, str], s: dict[str, Any]) -> list[GaugeSample]
                             {**lab, "direction": direction, "class": c}, float(v),
                             "frames whose verdict the shadow model flips, per class", "counter")
                 for c, v in s[key].items()]
-    for name, key in (("agreement", "agreement"), ("p99_ms", "p99_ms"),
-                      ("cpu_ms_per_frame", "cpu_ms_per_frame")):
+    for name, key, scale in (("agreement_ratio", "agreement", 1.0),
+                             ("p99_seconds", "p99_ms", 0.001),
+                             ("cpu_seconds_per_frame", "cpu_ms_per_frame", 0.001)):
         if s[key] is not None:
-            out.append(GaugeSample(f"edge_agent_shadow_{name}", lab, float(s[key]),
+            out.append(GaugeSample(f"edge_agent_shadow_{name}", lab, float(s[key]) * scale,
                                    f"shadow model {name.replace('_', ' ')}"))
     return out

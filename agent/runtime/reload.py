@@ -4,10 +4,12 @@ Reading and parsing the file (up to 1 MiB of YAML, a second or two on a small
 box) runs in a thread, never on the loop that drives the stop path and the PLC
 heartbeat. One reload runs at a time; a SIGHUP during one asks for one more.
 Every outcome is audited and logged in one line that names the errors, never
-the file's text; a refusal keeps the running config and marks /healthz. A station whose
-`model:` (or its model's settings, or its `shadow`) changed gets the new model loaded
-beside the running one and switched between two frames (agent.runtime.model_lifecycle);
-a model that cannot be loaded refuses the whole reload.
+the file's text; a refusal keeps the running config and marks /healthz.
+Under systemd each reload is RELOADING=1 ... READY=1, and STATUS= says "reload
+refused: <first error>" until a reload is applied. A station whose `model:` (or its
+model's settings, or its `shadow`) changed gets the new model loaded beside the running
+one and switched between two frames (agent.runtime.model_lifecycle); a model that
+cannot be loaded refuses the whole reload.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ class Reloader:
     async def _run(self) -> None:
         while True:
             self._again = False
-            await reload_config(self.agent)
+            health = getattr(self.agent, "health", None)
+            told = health is not None and health.reload_started()  # RELOADING=1
+            try:
+                await reload_config(self.agent)
+            finally:
+                if told and health is not None:
+                    health.reload_finished()  # STATUS= (refused: why), then READY=1
             if not self._again:
                 return
 

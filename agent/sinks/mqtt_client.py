@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent import __version__
+from agent.decision.payloads import StatusPayload
 from agent.sinks.base import SinkContext
 from agent.sinks.tls_context import client_ssl_context
 
@@ -145,15 +146,21 @@ def is_v5(client: mqtt.Client) -> bool:
     return bool(client.protocol == mqtt.MQTTv5)
 
 
-def status_payload(ctx: SinkContext, state: str | None) -> dict[str, Any]:
+def status_payload(ctx: SinkContext, state: Literal["online", "offline"] | None,
+                   ) -> dict[str, Any]:
     """Common fields of agent-level telemetry (agent.decision.payloads StatusPayload /
-    MetricsPayload); with `state` ("online" / "offline") also the status fields."""
-    body: dict[str, Any] = {"schema_version": STATUS_SCHEMA_VERSION,
-                            "time": datetime.now(UTC).isoformat(),
-                            "site": ctx.site, "agent_id": ctx.agent_id}
-    if state is not None:
-        body.update(state=state, version=__version__)
-    return body
+    MetricsPayload); with `state` ("online" / "offline") a StatusPayload's own fields
+    (the Last Will, the status at connect: the health loop's complete one follows)."""
+    now = datetime.now(UTC)
+    if state is None:
+        return {"schema_version": STATUS_SCHEMA_VERSION, "time": now.isoformat(),
+                "site": ctx.site, "agent_id": ctx.agent_id}
+    status = StatusPayload(time=now, site=ctx.site, agent_id=ctx.agent_id, state=state,
+                           version=__version__)
+    return status.model_dump(mode="json", include=_STATUS_HEAD)
+
+
+_STATUS_HEAD = {"schema_version", "time", "site", "agent_id", "state", "version"}
 
 
 def set_will(client: mqtt.Client, ctx: SinkContext, status_topic: str) -> None:

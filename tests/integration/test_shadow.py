@@ -43,7 +43,7 @@ def run_shadow(tmp_path: Path, busy: float, n: int = 20) -> ShadowRunner:
             t = time.perf_counter()
             shadow.offer(insp)
             assert time.perf_counter() - t < 0.005  # the loop never waits on the shadow
-            time.sleep(0.02)  # a paced camera: the shadow has time for each frame
+            time.sleep(0.04)  # a paced camera: the shadow has time for each frame
         time.sleep(0.3)
     finally:
         shadow.stop()
@@ -52,11 +52,12 @@ def run_shadow(tmp_path: Path, busy: float, n: int = 20) -> ShadowRunner:
 
 def test_shadow_counts_flips_and_keeps_the_latest_disagreements(tmp_path: Path) -> None:
     s = run_shadow(tmp_path, busy=0.1).stats.snapshot()
-    assert s["compared"] >= 18 and s["agreement"] == 0.0 and s["ng_rate"] == 1.0
+    assert s["compared"] + s["skipped_total"] == s["offered"] == 20  # every frame accounted
+    assert s["compared"] >= 8 and s["agreement"] == 0.0 and s["ng_rate"] == 1.0
     assert s["flips_ok_to_ng"] == {"crack": s["compared"]} and s["flips_ng_to_ok"] == {}
     assert s["cpu_ms_per_frame"] > 0 and s["p99_ms"] is not None
     saved = sorted((tmp_path / "ev").glob("*.json"))
-    assert len(saved) == 5 and s["disagreements_saved"] == s["compared"]  # pruned to 5
+    assert len(saved) == 5 and s["disagreements_saved"] == s["compared"] - s["errors"]  # pruned
     doc = json.loads(saved[-1].read_text())
     assert doc["production"]["verdict"] == "OK" and doc["shadow"]["classes"] == ["crack"]
     assert doc["shadow"]["model"]["sha256"] != doc["production"]["model"]["sha256"]
