@@ -93,12 +93,12 @@ async def test_promote_refuse_rollback_and_sighup(tmp_path: Path, mosquitto: Mos
     v2_sha = yaml.safe_load((v2 / "model.yaml").read_text())["sha256"]
     daemon = Daemon(cfg)
     try:
-        daemon.wait_started()
+        await asyncio.to_thread(daemon.wait_started)
         await until(lambda: (lifecycle(daemon).get("shadow") or {}).get("compared", 0) > 20,
                     30, "the shadow model compared frames")
         assert lifecycle(daemon)["shadow"]["agreement"] > 0.95  # the same network
         # a broken candidate (sha256 mismatch) is refused before the switch
-        out = cli(cfg, "promote", "--model", "broken")
+        out = await asyncio.to_thread(cli, cfg, "promote", "--model", "broken")
         assert out.returncode == 1 and "NOT promoted" in out.stderr, out
         assert "sha256 mismatch" in out.stderr, out
         refused = await until(lambda: [a for a in daemon.audit() if a.get("ok") is False],
@@ -106,7 +106,7 @@ async def test_promote_refuse_rollback_and_sighup(tmp_path: Path, mosquitto: Mos
         assert "sha256 mismatch" in refused[0]["error"], refused
         assert lifecycle(daemon)["sha256"] == BUNDLED_SHA
         # promote the shadow model: switched, audited with both hashes, published
-        out = cli(cfg, "promote")
+        out = await asyncio.to_thread(cli, cfg, "promote")
         assert out.returncode == 0 and f"promoted: now v2 (sha256 {v2_sha[:12]}" in out.stdout, out
         await until(lambda: lifecycle(daemon).get("sha256") == v2_sha, 30, "v2 in production")
         promoted = [s for s in switches(daemon) if s.get("change") == "promoted"]
@@ -120,7 +120,7 @@ async def test_promote_refuse_rollback_and_sighup(tmp_path: Path, mosquitto: Mos
                     20, "a crack stopped by the promoted model")
         assert softplc.state.get("line1.station1.stop_request")
         # rollback by hand
-        assert cli(cfg, "rollback").returncode == 0
+        assert (await asyncio.to_thread(cli, cfg, "rollback")).returncode == 0
         await until(lambda: lifecycle(daemon).get("sha256") == BUNDLED_SHA, 20, "rolled back")
         assert [s["source"] for s in switches(daemon) if s.get("change") == "rolled_back"] == [
             "mqtt:edge-agent-cli"]
@@ -140,7 +140,7 @@ async def test_promote_refuse_rollback_and_sighup(tmp_path: Path, mosquitto: Mos
                                    and a.get("ok") is False], 30, "the refused reload")
         assert "station line1/station1" in bad[0]["error"] and "sha256 mismatch" in bad[0]["error"]
         assert lifecycle(daemon)["sha256"] == v2_sha
-        rc, _ = daemon.terminate()
+        rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
         daemon.ensure_dead()
@@ -153,8 +153,8 @@ async def test_guard_rolls_back_a_failing_model(tmp_path: Path, mosquitto: Mosqu
                            {"model_guard": {"window_s": 60, "max_errors": 3}})
     daemon = Daemon(cfg)
     try:
-        daemon.wait_started()
-        assert cli(cfg, "promote", "--model", "nan").returncode == 0
+        await asyncio.to_thread(daemon.wait_started)
+        assert (await asyncio.to_thread(cli, cfg, "promote", "--model", "nan")).returncode == 0
         rolled = await until(lambda: [s for s in switches(daemon)
                                       if s.get("change") == "rolled_back"], 30, "a rollback")
         assert rolled[0]["source"] == "guard:errors", rolled
@@ -164,7 +164,7 @@ async def test_guard_rolls_back_a_failing_model(tmp_path: Path, mosquitto: Mosqu
                                       if "model rolled back" in (a.get("reason") or "")],
                              10, "the rollback alarm record")
         assert "guard:errors" in alarms[0]["reason"]
-        rc, _ = daemon.terminate()
+        rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
         daemon.ensure_dead()
@@ -178,7 +178,7 @@ async def test_shadow_disagreements_counted_saved_never_acted_on(
                                "save_disagreements": 5000}}, schedule=[None])  # no pruning
     daemon = Daemon(cfg)
     try:
-        daemon.wait_started()
+        await asyncio.to_thread(daemon.wait_started)
         sh = await until(lambda: (s := lifecycle(daemon).get("shadow")) and
                          s.get("flips_ok_to_ng", {}).get("crack", 0) >= 10 and s, 30,
                          "shadow flips counted")
@@ -195,17 +195,59 @@ async def test_shadow_disagreements_counted_saved_never_acted_on(
         # the saved disagreements, evaluated offline beside the running daemon: the
         # verdicts recorded at the time (OK) and the current model agree, the candidate not
         folder = tmp_path / "state" / "shadow" / "line1_station1"
-        out = subprocess.run([sys.executable, "-m", "agent", "evaluate", "--model", str(crack),
-                              "--folder", str(folder), "--against", "current", "--config",
-                              str(cfg), "--station", "station1", "--json",
-                              str(tmp_path / "r.json")], capture_output=True, text=True,
-                             timeout=60)
+        args = [sys.executable, "-m", "agent", "evaluate", "--model", str(crack), "--folder",
+                str(folder), "--against", "current", "--config", str(cfg), "--station",
+                "station1", "--json", str(tmp_path / "r.json")]
+        out = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True,
+                                      timeout=60)
         assert out.returncode == 0, out.stderr
         r = yaml.safe_load((tmp_path / "r.json").read_text())
         ok = r["per_class"]["ok"]
         assert ok["recorded"] == r["images"] >= 1 and ok["agree_recorded"] == 0.0
         assert ok["agree_reference"] == 0.0 and r["per_class"]["crack"]["predicted"] == r["images"]
-        rc, _ = daemon.terminate()
+        rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
         daemon.ensure_dead()
+
+
+async def test_promotes_under_load_lose_no_defect(tmp_path: Path, mosquitto: Mosquitto,
+                                                  softplc: SoftPlc) -> None:
+    """Two promotes while a finite camera runs at 25 fps: every defective part still gets
+    its defect record (within the model's error, as without a swap), every reject and stop
+    is acknowledged by the PLC, and parts were judged by both models."""
+    from tests.e2e.harness import truth_defect_parts
+
+    schedule = [None, "scratch", None, "spot", None, "crack", None, "dent"]
+    frames = 8 * 8 * 3
+    v2 = retagged_bundled(tmp_path / "v2")
+    v2_sha = yaml.safe_load((v2 / "model.yaml").read_text())["sha256"]
+    rules = [{"class": c, "min_score": 0.6, "k": 2, "n": 3, "action": "reject",
+              "defect_code": code} for c, code in (("scratch", 101), ("spot", 201),
+                                                     ("crack", 301), ("dent", 401))]
+    cfg = lifecycle_config(tmp_path, mosquitto.port, softplc.modbus_port or 0, {"v2": v2},
+                           {"rules": rules}, schedule=schedule)
+    doc = yaml.safe_load(cfg.read_text())
+    doc["cameras"]["cam1"]["max_frames"] = frames
+    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    expected = truth_defect_parts(11, frames, schedule)  # before: it renders on this loop
+    daemon = Daemon(cfg)
+    try:
+        await asyncio.to_thread(daemon.wait_started)
+        first = await asyncio.to_thread(cli, cfg, "promote", "--model", "v2")
+        await asyncio.sleep(2.0)  # a few defective parts for v2
+        second = await asyncio.to_thread(cli, cfg, "promote", "--model", "defect")
+        assert first.returncode == 0 and second.returncode == 0, (first, second)
+        await until(lambda: len(dropped_records(tmp_path / "drop")) >= len(expected) - 1,
+                    60, "defect records")
+        await asyncio.sleep(1.0)
+        outcomes = [a for a in daemon.audit() if a.get("event") == "command_outcome"]
+        rc, _ = await asyncio.to_thread(daemon.terminate)
+        assert rc == 0
+    finally:
+        daemon.ensure_dead()
+    defects = dropped_records(tmp_path / "drop")
+    got = sorted(d["defect_class"] for d in defects)
+    assert abs(len(got) - len(expected)) <= 1, (got, sorted(expected))
+    assert {d["model"]["sha256"] for d in defects} >= {v2_sha}, "no part judged by v2"
+    assert outcomes and all(o.get("status") == "acked" for o in outcomes), outcomes
