@@ -165,6 +165,7 @@ class ModelLifecycle:
             sm.guard = ModelGuard(rt.cfg.model_guard, time.monotonic(), rt.cfg.latency_budget_ms,
                                   expected, runner.fallback and not old.fallback)
         self._announce(rt, event, source, old, runner, None)
+        self._rebaseline(rt)
         trip = sm.guard.first_check() if sm.guard is not None else None
         if trip is not None:
             self.rollback(rt, f"guard:{trip[0]}", trip[1])
@@ -179,6 +180,7 @@ class ModelLifecycle:
         sm.previous, sm.guard, sm.model = None, None, name
         sm.rollbacks += 1
         self._announce(rt, "rolled_back", source, old, runner, reason)
+        self._rebaseline(rt)
         if source.startswith("guard:"):
             text = alarm_text("model_rolled_back", reason=reason, guard=source[6:],
                               old=f"{old.info.name} {old.info.version} ({old.info.sha256[:12]})",
@@ -221,6 +223,12 @@ class ModelLifecycle:
             self.switch(self.agent.stations[key], name, runner, "reloaded", "reload")
         for key, (shadow, srunner) in plan.shadows.items():
             self.set_shadow(self.agent.stations[key], shadow, srunner)
+
+    def _rebaseline(self, rt: StationRuntime) -> None:
+        """Another model scores differently: drift starts a new baseline, not an alarm."""
+        drift = self.agent.drift.get(rt.key)
+        if drift is not None:
+            drift.rebaseline()
 
     # ------------------------------------------------------------ reporting
     def _announce(self, rt: StationRuntime, event: str, source: str, old: ModelRunner,
