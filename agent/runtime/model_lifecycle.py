@@ -26,6 +26,7 @@ from agent.health.metrics import GaugeSample
 from agent.inference.errors import ModelLoadError
 from agent.inference.runner import ModelRunner
 from agent.inference.swap import load_beside
+from agent.runtime import stats_sources
 from agent.runtime.model_guard import ModelGuard, frame_classes
 from agent.runtime.model_records import rollback_alarm, switch_record
 from agent.runtime.shadow import ShadowRunner
@@ -85,8 +86,8 @@ class ModelLifecycle:
     def set_shadow(self, rt: StationRuntime, name: str | None,
                    runner: ModelRunner | None) -> None:
         sm = self.stations[rt.key]
-        if sm.shadow is not None:
-            sm.shadow.stop()
+        if sm.shadow is not None:  # on the loop: never waits for the frame in progress
+            sm.shadow.stop(timeout=0)
         sm.shadow, sm.shadow_model = None, name
         if name is None or runner is None:
             return
@@ -146,8 +147,19 @@ class ModelLifecycle:
             return self._refuse(rt, "promoted", source, name, str(exc))
         finally:
             sm.switching = False
+        self._adopt(name, runner, replace=False)
         self.switch(rt, name, runner, "promoted", source)
         return True
+
+    def _adopt(self, name: str, runner: ModelRunner, replace: bool) -> None:
+        """The model's stats under its name (`edge_agent_model_*{model}`): a name not loaded
+        at start is registered; a reload's new settings replace the running instance."""
+        runners = self.agent.runners
+        if name not in runners:
+            runners[name] = runner
+            stats_sources.model(self.agent.metrics.stats, runners, name)
+        elif replace:
+            runners[name] = runner
 
     def switch(self, rt: StationRuntime, name: str, runner: ModelRunner, event: str,
                source: str) -> None:
@@ -219,7 +231,7 @@ class ModelLifecycle:
     def apply_reload(self, plan: ReloadPlan) -> None:
         """After the new config is in place: switch and (re)start shadows."""
         for key, (name, runner) in plan.production.items():
-            self.agent.runners[name] = runner
+            self._adopt(name, runner, replace=True)
             self.switch(self.agent.stations[key], name, runner, "reloaded", "reload")
         for key, (shadow, srunner) in plan.shadows.items():
             self.set_shadow(self.agent.stations[key], shadow, srunner)

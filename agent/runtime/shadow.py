@@ -99,7 +99,7 @@ class ShadowRunner:
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Ends after the frame in progress; never waited on by the stop path."""
+        """Ends after the frame in progress (waits up to `timeout` for it; 0 on the loop)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

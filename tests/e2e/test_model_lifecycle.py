@@ -164,6 +164,9 @@ async def test_guard_rolls_back_a_failing_model(tmp_path: Path, mosquitto: Mosqu
                                       if "model rolled back" in (a.get("reason") or "")],
                              10, "the rollback alarm record")
         assert "guard:errors" in alarms[0]["reason"]
+        _, metrics = daemon.get("/metrics")  # a model not loaded at start has its stats too
+        assert b'edge_agent_model_errors_total{model="nan"} 3.0' in metrics, metrics[-3000:]
+        assert b'edge_agent_model_rollbacks_total{line="line1",station="station1"} 1.0' in metrics
         rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
     finally:
