@@ -23,6 +23,7 @@ from agent.capture.factory import build_camera
 from agent.config import ConfigError, LoadedConfig, load_config
 from agent.control.dispatcher import CommandDispatcher
 from agent.decision.engine import Decision, DecisionEngine
+from agent.evidence.wiring import EvidenceWiring
 from agent.health.drift import DriftMonitor
 from agent.health.metrics import Metrics
 from agent.inference.errors import ModelLoadError
@@ -73,6 +74,7 @@ class Agent:
         self.drift: dict[str, DriftMonitor] = {}
         self.verdict_counts: dict[str, dict[str, int]] = {}
         self.last_defect: dict[str, Verdict] = {}
+        self.evidence: EvidenceWiring | None = None
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -93,11 +95,16 @@ class Agent:
         await self._start_sinks(ctx)
         self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
         await self.router.start()
+        if self.cfg.evidence.enabled:
+            self.evidence = EvidenceWiring(self)
+            self.evidence.start(loop)
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)
         self.health = HealthWiring(self)
         await self.health.start()
+        if self.evidence is not None:
+            self.evidence.serve_on(getattr(self.health, "server", None))
         for rt in self.stations.values():
             rt.start()
         for cam in self.cameras.values():
@@ -169,7 +176,7 @@ class Agent:
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
-            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now)):
+            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now), insp):
                 self._after_sends(self._inspection_bookkeeping, rt, insp)
                 return
         self._inspection_bookkeeping(rt, insp)
@@ -201,19 +208,27 @@ class Agent:
         if insp is not None:
             self._on_inspection(rt, insp)
         decision = self.engine.on_part(rt.line, rt.name, part_id, insp, time.monotonic(), reason)
-        self.apply(decision)
+        self.apply(decision, insp, triggered=True)
         for v in decision.verdicts:
             return v
         return Verdict(rt.line, rt.name, rt.camera.name, Result.UNKNOWN, -1, part_id=part_id,
                        reason=reason or "no verdict")
 
-    def apply(self, decision: Decision) -> bool:
-        """Commands first (the stop path), then records, then counters; True when a command
-        went to a PLC task (the caller then leaves slow bookkeeping until it has sent)."""
+    def apply(self, decision: Decision, insp: Inspection | None = None,
+              triggered: bool = False) -> bool:
+        """Commands first (the stop path), then records (with evidence: held for their image,
+        taken after the PLC tasks have sent), then counters; True when a command went to a
+        PLC task (the caller then leaves slow bookkeeping until it has sent)."""
         for c in decision.commands:
             self._submit_command(c)
-        for r in decision.records:
-            self.router.submit(r)
+        if self.evidence is not None:
+            if decision.commands:
+                self._after_sends(self.evidence.on_decision, decision, insp, triggered)
+            else:
+                self.evidence.on_decision(decision, insp, triggered)
+        else:
+            for r in decision.records:
+                self.router.submit(r)
         for v in decision.verdicts:
             self.metrics.observe_verdict(v)
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
@@ -249,7 +264,8 @@ class Agent:
                 outcome.status.value, outcome.attempts,
                 None if outcome.latency_ms is None else round(outcome.latency_ms, 2),
                 f": {outcome.error}" if outcome.error else "")
-        self.router.submit(self.engine.outcome_record(outcome))
+        record = self.engine.outcome_record(outcome)
+        (self.evidence.route if self.evidence is not None else self.router.submit)(record)
 
     def reset_station(self, line: str, station: str, source: str) -> None:
         self.audit.write("reset", line=line, station=station, source=source)
@@ -392,6 +408,8 @@ class Agent:
             await plc.stop()  # triggers, heartbeat, then flush commands
             await asyncio.sleep(0)  # outcomes run behind the sends (on_outcome): let the
             # last ones hand their `stop` records to the router before it ends
+        if self.evidence is not None:
+            await self.evidence.stop()  # held records go to the router before it stops
         router = getattr(self, "router", None)
         if router is not None:
             await router.stop()

@@ -11,6 +11,7 @@ from agent.capture.sources.opencv_source import OpenCVCameraConfig
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
 from agent.config.base import Strict
 from agent.config.station import LineConfig, StationConfig
+from agent.evidence.config import EvidenceConfig
 from agent.sinks.file import FileSinkConfig
 from agent.sinks.http import HttpSinkConfig
 from agent.sinks.modbus import ModbusPlcConfig
@@ -90,6 +91,7 @@ class AgentConfig(Strict):
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health and metrics HTTP server.")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable outbox settings.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log rotation.")
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence images: the frame behind defects, UNKNOWN/late verdicts, fail-safe events, triggered results and sampled OK frames.")
     cameras: dict[str, CameraConfig] = Field(description="Cameras by name.")
     models: dict[str, ModelConfig] = Field(description="Models by name.")
     plcs: dict[str, PlcConfig] = Field(default_factory=dict, description="PLC targets by name.")

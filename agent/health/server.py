@@ -135,6 +135,8 @@ class HealthServer:
         self._responses: Counter[int] = Counter()
         self._busy = self._dropped = 0
         self._metrics_cache: tuple[float, bytes] | None = None  # (monotonic time, text)
+        # path prefix -> handler(path) -> (status, body, content type), e.g. /evidence/
+        self.prefix_routes: dict[str, Callable[[str], tuple[int, bytes, str]]] = {}
 
     @property
     def port(self) -> int:
@@ -239,7 +241,7 @@ class HealthServer:
             return _error(401, "bearer token required",
                           (("WWW-Authenticate", 'Bearer realm="edge-agent"'),))
         handler = {"/healthz": self._healthz, "/metrics": self._metrics_page,
-                   "/status": self._status_page}.get(path)
+                   "/status": self._status_page}.get(path) or self._prefixed(path)
         if handler is None:
             return _error(404, f"unknown path {path!r}; try /healthz, /metrics, /status")
         try:
@@ -247,6 +249,12 @@ class HealthServer:
         except Exception as exc:
             log.exception("health server: %s failed", path)
             return _error(500, f"{path} failed: {type(exc).__name__}: {exc}")
+
+    def _prefixed(self, path: str) -> Callable[[], _Response] | None:
+        for prefix, fn in self.prefix_routes.items():
+            if path.startswith(prefix):
+                return lambda: _Response(*fn(path))
+        return None
 
     def _authorized(self, authorization: str) -> bool:
         if self._token is None:
