@@ -52,6 +52,9 @@ class EvidenceWiring:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.capture.bind(loop)
+        for sink in self.agent.sinks.values():  # sinks that take files deliver the images
+            if hasattr(sink, "attach_evidence"):
+                sink.attach_evidence(self.store)
         try:
             self.writer.start()
         except OSError as exc:  # inspection goes on without evidence
