@@ -59,6 +59,9 @@ class EvidenceWiring:
             self.writer.start()
         except OSError as exc:  # inspection goes on without evidence
             log.error("evidence store %s unusable, no evidence kept: %s", self.store.root, exc)
+        else:
+            log.info("evidence: saving images under %s (edge-agent evidence list --dir %s)",
+                     self.store.root, self.store.root)
         self.agent.metrics.add_gauge_source(self.gauges)
 
     def serve_on(self, server: Any) -> None:
