@@ -367,7 +367,7 @@ class Agent:
             log.error("config reload refused, running config kept:\n%s", self.reload_error)
             self.audit.write("config_reload", ok=False, error=self.reload_error)
             return False
-        fixed = [k for k in ("cameras", "models", "plcs", "sinks", "state_dir")
+        fixed = [k for k in ("cameras", "models", "plcs", "sinks", "state_dir", "evidence")
                  if getattr(new.config, k) != getattr(self.cfg, k)]
         if set(self._station_keys(new)) != set(self.stations):
             fixed.append("stations added/removed")

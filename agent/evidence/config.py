@@ -37,7 +37,7 @@ class EvidenceConfig(Strict):
     window_frames: bool = Field(False, description="Also store the other frames of a defect's k-of-n window (kept in memory, by reference, until the window has passed).")
     sample_ok_rate: float = Field(0.0, ge=0, le=1, description="Share of OK frames stored for audits and retraining (0 = none).")
     sample_ok_every_s: float | None = Field(None, gt=0, description="Store one OK frame per station every this many seconds (on top of sample_ok_rate).")
-    queue_size: int = Field(32, ge=1, le=4096, description="Frames waiting for the writer thread; beyond this, evidence is dropped and counted (evidence_dropped_total), never the verdict.")
+    queue_size: int = Field(16, ge=1, le=4096, description="Frames waiting for the writer thread (held by reference: 16 full-HD frames are ~100 MB); beyond this, evidence is dropped and counted (evidence_dropped_total), never the verdict.")
     max_bytes: int = Field(1024 * MIB, ge=64 * 1024, description="Keep at most this many bytes of evidence; the oldest goes first.")
     max_age_s: float = Field(30 * 86400.0, gt=0, description="Delete evidence older than this (seconds).")
     min_free_bytes: int = Field(256 * MIB, ge=0, description="Keep at least this much free space on the evidence file system; the oldest evidence goes first.")
