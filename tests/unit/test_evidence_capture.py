@@ -159,3 +159,24 @@ def test_a_failing_store_raises_an_alarm_and_clears_it(tmp_path: Path) -> None:
     rig.settle()
     assert [a[0] for a in rig.alarms] == ["raised", "cleared"]
     assert "evidence" in rig.records[-2].payload and rig.records[-1].id == "alarm-cleared"
+
+
+def test_triggered_late_and_fail_safe(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    eng = engine(config(tmp_path, [rule(action="reject")], mode="triggered",
+                        latency_budget_ms=100, fail_safe={"action": "alert", "after_s": 1}))
+    ok = framed(insp(1, now=1.0))
+    rig.capture.on_decision(eng.on_part(LINE, ST, "P-1", ok, 1.05), ok, triggered=True)
+    late = framed(insp(2, ("scratch", 0.9), now=2.0))  # NG, 200 ms after capture
+    rig.capture.on_decision(eng.on_part(LINE, ST, "P-2", late, 2.2), late, triggered=True)
+    for t in (3.0, 4.5):  # inspection impossible: the fail-safe acts on the last frame
+        rig.capture.on_decision(eng.on_inspection_impossible(LINE, ST, "camera stalled", t), None)
+    rig.settle()
+    got = {m["frame_seq"]: (m["reasons"], m["part_id"]) for m in rig.store.sidecars()}
+    assert got[1] == (["triggered"], "P-1")
+    reasons = sorted(tuple(m["reasons"]) for m in rig.store.sidecars())
+    assert reasons == [("defect", "late", "triggered"), ("fail_safe",), ("triggered",)]
+    fail_safe = next(m for m in rig.store.sidecars() if m["reasons"] == ["fail_safe"])
+    assert fail_safe["frame_seq"] == 2  # the station's last frame
+    alarm = next(r for r in rig.records if r.kind is RecordKind.ALARM)
+    assert alarm.payload["evidence"]["id"] == fail_safe["evidence"]["id"]
