@@ -46,15 +46,20 @@ class Retention:
         self._clock = clock
         self._free = free
         self._items: OrderedDict[str, int] = OrderedDict()  # id -> bytes, oldest first
+        self._waits: dict[str, tuple[str, ...]] = {}  # id -> sinks it was written for
         self._total = 0
         self.stats = RetentionStats()
 
     def load(self) -> None:
-        self._items = OrderedDict(self.store.usage())
+        usage = self.store.usage()
+        self._items = OrderedDict((eid, n) for eid, (n, _) in usage.items())
+        self._waits = {eid: w for eid, (_, w) in usage.items() if w}
         self._total = sum(self._items.values())
         self._count()
 
-    def add(self, eid: str, nbytes: int) -> None:
+    def add(self, eid: str, nbytes: int, waits: tuple[str, ...] = ()) -> None:
+        if waits:
+            self._waits[eid] = waits
         self._total += nbytes - self._items.get(eid, 0)
         self._items[eid] = nbytes
         self._items.move_to_end(eid)
@@ -71,7 +76,7 @@ class Retention:
         evicted = self._expire()
         while self._items and self._over(extra):
             eid = self._victim()
-            self._evict(eid, pending=bool(self.store.waiting(eid)))
+            self._evict(eid, pending=bool(self._pending(eid)))
             evicted.append(eid)
         self._count()
         return evicted
@@ -82,7 +87,7 @@ class Retention:
         for eid in list(self._items):
             if layout.id_millis(eid) >= cutoff_ms:
                 break
-            if not self.store.waiting(eid):
+            if not self._pending(eid):
                 self._evict(eid, pending=False)
                 old.append(eid)
         return old
@@ -96,11 +101,19 @@ class Retention:
     def _victim(self) -> str:
         """The oldest item no sink waits for; else the oldest item."""
         for eid in self._items:
-            if not self.store.waiting(eid):
+            if not self._pending(eid):
                 return eid
         return next(iter(self._items))
 
+    def _pending(self, eid: str) -> bool:
+        waits = self._waits.get(eid)
+        if waits and not self.store.is_waited(eid, waits):
+            del self._waits[eid]  # every sink delivered it
+            return False
+        return bool(waits)
+
     def _evict(self, eid: str, pending: bool) -> None:
+        self._waits.pop(eid, None)
         self.store.delete(eid)
         self._total -= self._items.pop(eid, 0)
         self.stats.evicted += 1

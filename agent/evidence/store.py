@@ -165,12 +165,35 @@ class EvidenceStore:
             log.warning("evidence: removed %d incomplete file(s) left by an earlier run", removed)
         return removed
 
-    def usage(self) -> dict[str, int]:
-        """id -> bytes of its files, oldest first (one scan; for retention at start)."""
-        out: dict[str, int] = {}
-        for eid in self.ids():
-            out[eid] = sum(_size(p) for p in self.files_of(eid))
+    def usage(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """id -> (bytes of its files, sinks still waiting), oldest first: one listing per day
+        folder (for retention at start)."""
+        out: dict[str, tuple[int, tuple[str, ...]]] = {}
+        if not self.root.is_dir():
+            return out
+        for day in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            sizes: dict[str, int] = {}
+            waits: dict[str, list[str]] = {}
+            complete: set[str] = set()
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(day):
+                    parts = layout.split_name(entry.name)
+                    if parts is None:
+                        continue
+                    eid, rest = parts
+                    with contextlib.suppress(OSError):
+                        sizes[eid] = sizes.get(eid, 0) + entry.stat().st_size
+                    if rest == layout.SIDECAR:
+                        complete.add(eid)
+                    elif rest.startswith(layout.WAIT):
+                        waits.setdefault(eid, []).append(rest[len(layout.WAIT):])
+            for eid in sorted(complete):
+                out[eid] = (sizes.get(eid, 0), tuple(waits.get(eid, ())))
         return out
+
+    def is_waited(self, eid: str, sinks: tuple[str, ...]) -> bool:
+        """Whether any of `sinks` still has to deliver `eid` (one stat per sink)."""
+        return any(layout.wait_marker(self.root, eid, s).exists() for s in sinks)
 
 
 def _size(path: Path) -> int:

@@ -164,7 +164,7 @@ class EvidenceWriter:
                         "crop": None if c is None else layout.rel_image(job.eid, f".crop{c}")}
                        for (label, score, box), c in zip(job.findings, crop_of, strict=True)]}
         written = self.store.write(job.eid, images, sidecar, job.waits)
-        self.retention.add(job.eid, written)
+        self.retention.add(job.eid, written, job.waits)
         self.stats.bytes_written += written
         return ref
 

@@ -81,7 +81,8 @@ def test_byte_cap_evicts_oldest_first_and_keeps_pending(tmp_path: Path) -> None:
     for i in range(8):
         eid = ids()
         made.append(eid)
-        ret.add(eid, put(store, eid, waits=("http",) if i == 0 else ()))
+        waits = ("http",) if i == 0 else ()
+        ret.add(eid, put(store, eid, waits=waits), waits)
         ret.enforce()
     kept = list(store.ids())
     assert ret.stats.bytes <= 5000 and kept[-1] == made[-1]
@@ -89,7 +90,7 @@ def test_byte_cap_evicts_oldest_first_and_keeps_pending(tmp_path: Path) -> None:
     assert made[1] not in kept and ret.stats.evicted_pending == 0
     for _ in range(8):  # only pending items left to go: the cap forces them out, counted
         eid = ids()
-        ret.add(eid, put(store, eid, size=4500, waits=("http",)))
+        ret.add(eid, put(store, eid, size=4500, waits=("http",)), ("http",))
         ret.enforce()
     assert ret.stats.evicted_pending >= 1 and made[0] not in list(store.ids())
     assert ret.stats.bytes <= 5000
