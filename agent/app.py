@@ -20,7 +20,7 @@ from agent import __version__
 from agent.audit import AuditLog, command_fields, outcome_fields
 from agent.capture.camera import Camera, CameraEvent
 from agent.capture.factory import build_camera
-from agent.config import ConfigError, LoadedConfig, load_config
+from agent.config import LoadedConfig
 from agent.control.dispatcher import CommandDispatcher
 from agent.decision.engine import Decision, DecisionEngine
 from agent.evidence.wiring import EvidenceWiring
@@ -30,11 +30,14 @@ from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
+from agent.runtime import stats_sources
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_sink
 from agent.runtime.health_wiring import HealthWiring
+from agent.runtime.outbox_alarms import OutboxAlarms
 from agent.runtime.plc_wiring import PlcWiring
 from agent.runtime.records import RecordRouter
+from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
@@ -74,6 +77,7 @@ class Agent:
         self.drift: dict[str, DriftMonitor] = {}
         self.verdict_counts: dict[str, dict[str, int]] = {}
         self.last_defect: dict[str, Verdict] = {}
+        self.last_verdict: dict[str, str] = {}  # station key -> OK / NG / UNKNOWN
         self.evidence: EvidenceWiring | None = None
 
     # ---------------------------------------------------------------- start
@@ -95,6 +99,12 @@ class Agent:
         await self._start_sinks(ctx)
         self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
         await self.router.start()
+        # every component registers its stats() when built (cameras, stations, links...)
+        stats_sources.core(self.metrics.stats, self.audit.log, self.engine, self.outbox, self.router)
+        self.outbox_alarms = OutboxAlarms(self.outbox, self.audit, self.router.submit,
+                                          self.cfg.site, self.cfg.agent_id)
+        self.outbox_alarms.start()  # losses found at open: audit line + alarm record now
+        self.metrics.add_gauge_source(self.outbox_alarms.samples)
         if self.cfg.evidence.enabled:
             self.evidence = EvidenceWiring(self)
             self.evidence.start(loop)
@@ -125,6 +135,7 @@ class Agent:
                 log.error("model %s: first-choice provider is not active; running on %s",
                           name, runner.info.provider)
             self.runners[name] = runner
+            stats_sources.model(self.metrics.stats, self.runners, name)
 
     async def _start_sinks(self, ctx: SinkContext) -> None:
         for name, sc in self.cfg.sinks.items():
@@ -138,16 +149,19 @@ class Agent:
             fwd = Forwarder(self.outbox, sink, sc.outbox)
             await fwd.start()
             self.forwarders[name] = fwd
+            stats_sources.sink(self.metrics.stats, name, sc.type, sink, fwd)
 
     def _build_stations(self, loop: asyncio.AbstractEventLoop) -> None:
         for name, cc in self.cfg.cameras.items():
             cam = build_camera(name, cc, self.loaded.base_dir)
             cam.add_listener(lambda ev: self._threadsafe(loop, self._on_camera_event, ev))
             self.cameras[name] = cam
+            self.metrics.stats.register("camera", cam.stats, camera=name)
         for line, st_name, st in self.cfg.stations():
             rt = StationRuntime(line, st_name, st, self.cameras[st.camera], self.runners[st.model],
                                 self._on_inspection, loop)
             self.stations[rt.key] = rt
+            stats_sources.station(self.metrics.stats, rt)
             self.drift[rt.key] = DriftMonitor(st.drift)
             self.verdict_counts[rt.key] = {r.value: 0 for r in Result}
 
@@ -234,6 +248,7 @@ class Agent:
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
             if counts is not None:
                 counts[v.result.value] += 1
+                self.last_verdict[f"{v.line}/{v.station}"] = v.result.value
             if v.result is Result.NG:
                 self.last_defect[f"{v.line}/{v.station}"] = v
         return bool(decision.commands)
@@ -334,7 +349,8 @@ class Agent:
             if rt.monitor.last_reason != reason:
                 log.warning("station %s: inspection impossible: %s", rt.key, reason)
             rt.monitor.last_reason = reason
-            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now))
+            self.apply(self.engine.on_inspection_impossible(rt.line, rt.name, reason, now,
+                                                            rt.impossible_since()))
         elif rt.monitor.last_reason is not None:
             log.info("station %s: inspecting again", rt.key)
             rt.monitor.last_reason = None
@@ -359,35 +375,8 @@ class Agent:
         await self._stop.wait()
 
     async def reload(self) -> bool:
-        """SIGHUP: validate first; apply rules/thresholds/mappings; refuse on any error."""
-        try:
-            new = load_config(self.loaded.path)
-        except ConfigError as exc:
-            self.reload_error = exc.render()
-            log.error("config reload refused, running config kept:\n%s", self.reload_error)
-            self.audit.write("config_reload", ok=False, error=self.reload_error)
-            return False
-        fixed = [k for k in ("cameras", "models", "plcs", "sinks", "state_dir", "evidence")
-                 if getattr(new.config, k) != getattr(self.cfg, k)]
-        if set(self._station_keys(new)) != set(self.stations):
-            fixed.append("stations added/removed")
-        if fixed:
-            self.reload_error = f"needs a restart, not applied: {', '.join(fixed)}"
-            log.error("config reload refused: %s", self.reload_error)
-            self.audit.write("config_reload", ok=False, error=self.reload_error)
-            return False
-        self.engine.update_config(new.config)
-        for line, name, st in new.config.stations():
-            self.stations[f"{line}/{name}"].cfg = st
-        self.cfg = new.config
-        self.reload_error = None
-        log.info("config reloaded from %s", new.path)
-        self.audit.write("config_reload", ok=True)
-        return True
-
-    @staticmethod
-    def _station_keys(loaded: LoadedConfig) -> list[str]:
-        return [f"{ln}/{sn}" for ln, sn, _ in loaded.config.stations()]
+        """SIGHUP: see agent.runtime.reload (parsed off the loop, refused on any error)."""
+        return await reload_config(self)
 
     async def shutdown(self) -> None:
         """Ordered: capture, inference, commands, records, sinks, outbox.

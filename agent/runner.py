@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from agent.app import Agent, RunLimits, StartupError
 from agent.config import LoadedConfig
+from agent.runtime.reload import Reloader
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ async def run_agent(loaded: LoadedConfig, limits: RunLimits, during: Hook | None
         return EXIT_STARTUP
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop, signal.Signals(sig).name)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(agent.reload()))
+    reloader = Reloader(agent)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request)
     extra = asyncio.ensure_future(during(agent)) if during is not None else None
     try:
         await agent.wait()
@@ -41,6 +43,7 @@ async def run_agent(loaded: LoadedConfig, limits: RunLimits, during: Hook | None
         if extra is not None:
             extra.cancel()
             await asyncio.gather(extra, return_exceptions=True)
+        await reloader.close()
         await agent.shutdown()
     return EXIT_OK
 

@@ -187,7 +187,8 @@ class Record:
 
 class OutcomeStatus(enum.StrEnum):
     ACKED = "acked"  # the PLC acknowledged the write within the deadline
-    FAILED = "failed"  # retried until the deadline, never acknowledged
+    UNCONFIRMED = "unconfirmed"  # sent, no answer by the deadline: may have taken effect
+    FAILED = "failed"  # refused by the PLC, or never sent (answered busy until the deadline)
     EXPIRED = "expired"  # the deadline passed before it could be sent: never sent
     SUPPRESSED = "suppressed"  # not re-sent: the station is already latched stopped
 

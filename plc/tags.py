@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
-TAGS_FILE = Path(__file__).with_name("tags.yaml")
+from agent.data import resource_path
+
+TAGS_FILE = resource_path("plc", "tags.yaml")  # package data of the wheel
 TYPES = ("bool", "u16", "i16", "u32", "i32", "f32")
 
 

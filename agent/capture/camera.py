@@ -3,6 +3,10 @@
 The thread is a small supervisor loop: connect (with capped backoff and jitter when
 reconnecting), stream until the source stalls, freezes or ends, close, repeat. It
 never raises: every failure becomes a counted error and a `CameraEvent`.
+
+A frozen picture (the same content for `frozen_after_s`) is never handed out, and the
+freeze holds across reconnects until the picture really changes: reconnecting does
+not make a frozen camera "streaming" again.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.capture.backoff import Backoff
+from agent.backoff import Backoff
 from agent.capture.base import FrameSource, Grab, SourceError, SourceState
 from agent.capture.events import CameraEvent, CameraStats
 from agent.capture.freeze import FreezeDetector
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[CameraEvent], None]
 _ERROR_PAUSE_S = 0.02  # between failed reads, so a dead source does not spin a core
+_FROZEN_PAUSE_S = 0.02  # between frozen frames of an unpaced recording (nothing paces it)
 
 
 class _Stop(Exception):
@@ -60,7 +65,8 @@ class Camera:
         self._transform = FrameTransform(options.rotate, options.roi)
         self._pacer = Pacer(options.fps)
         self._meter = FpsMeter()
-        self._freeze = FreezeDetector()
+        self._freeze = FreezeDetector(options.freeze.max_changed, options.freeze.ignore)
+        self._frozen_since: float | None = None
         self._backoff = Backoff(options.reconnect_initial_ms / 1000, options.reconnect_max_ms / 1000)
         self._errors = RepeatLimiter(log, f"camera {name!r} ({source.description})")
         self._seq = 0
@@ -106,6 +112,11 @@ class Camera:
         if state is SourceState.STREAMING and self._since_frame() > self._stall_after_s:
             return SourceState.STALLED
         return state
+
+    @property
+    def frozen_since(self) -> float | None:
+        """While frozen: when (clock time) the picture stopped changing; else None."""
+        return self._frozen_since
 
     def stats(self) -> CameraStats:
         now = self._clock()
@@ -184,8 +195,7 @@ class Camera:
 
     def _stream(self) -> bool:
         """Read until the source ends (True) or stalls/freezes (False: reconnect)."""
-        self._pacer.reset()
-        self._freeze.reset()
+        self._pacer.reset()  # the freeze detector keeps its reference: a freeze outlives this
         while True:
             self._sleep(self._pacer.delay(self._clock()) if not self.source.live else 0.0)
             self._wait_for_consumers()
@@ -221,13 +231,11 @@ class Camera:
             self._error(f"read took {seconds * 1000:.0f} ms (read_timeout_ms {limit_ms})")
 
     def _handle(self, grab: Grab) -> bool:
-        """Check, transform and publish one grab; False when the stream is frozen."""
+        """Check, transform and publish one grab; False to reconnect (frozen)."""
         self._captured += 1
         frozen_s = self._freeze.update(grab.image, grab.t_grab)
         if frozen_s > self.options.frozen_after_s:
-            self._set_state(SourceState.STALLED,
-                            f"frozen: identical frames for {frozen_s:.1f} s", error=True)
-            return False
+            return self._frozen(frozen_s, grab.t_grab)
         if self.source.live and not self._pacer.admit(grab.t_grab):
             self._skipped += 1
             return True
@@ -239,6 +247,19 @@ class Camera:
             return not self._read_failed(exc)
         self._publish(grab, image)
         return True
+
+    def _frozen(self, frozen_s: float, t: float) -> bool:
+        """A frozen frame is dropped. Reconnect at once when the freeze is found, then
+        after every `frozen_after_s` of the same picture on a fresh connection."""
+        if self._frozen_since is None or self._state is not SourceState.STALLED:
+            self._frozen_since = self._freeze.since
+            self._set_state(SourceState.STALLED,
+                            f"frozen: the same picture for {frozen_s:.1f} s", error=True)
+        if not self.source.live:  # a recording keeps its pace (none given: a short pause)
+            self._pacer.admit(t)
+            if self.options.fps is None:
+                self._sleep(_FROZEN_PAUSE_S)
+        return self._clock() - self._streak_t <= self.options.frozen_after_s
 
     def _publish(self, grab: Grab, image: np.ndarray) -> None:
         self._seq += 1
@@ -259,6 +280,7 @@ class Camera:
             self._streaming()
 
     def _streaming(self) -> None:
+        self._frozen_since = None
         self._backoff.reset()
         self._failed_reconnects = 0
         self._errors.recovered("streaming again")

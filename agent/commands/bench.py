@@ -1,6 +1,7 @@
 """Benchmark a model: p50/p99 of each stage (pre, session.run, post) through the agent's
 pipeline and of bare session.run, for each available execution provider.
 
+    edge-agent bench                      # the bundled model (models/defect-cnn)
     edge-agent bench --model models/defect-cnn
     edge-agent bench --model yolo11n.onnx --providers CUDAExecutionProvider CPUExecutionProvider
 """
@@ -15,6 +16,7 @@ from typing import Any
 import onnxruntime as ort
 
 from agent.config.models import PROVIDERS, ModelConfig
+from agent.data import bundled_model
 from agent.inference.benchmark import BareReport, StageReport, compare, synthetic_frames
 from agent.inference.errors import ModelLoadError
 from agent.inference.runner import ModelRunner
@@ -24,8 +26,9 @@ SKIP = {"AzureExecutionProvider"}  # a remote-endpoint provider, not a local acc
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path,
-                   help="model folder (model.onnx + model.yaml) or a bare .onnx file")
+    p.add_argument("--model", type=Path, default=None,
+                   help="model folder (model.onnx + model.yaml) or a bare .onnx file "
+                        "(default: the bundled model)")
     p.add_argument("--providers", nargs="+", choices=PROVIDERS, metavar="PROVIDER",
                    help="providers to bench, one at a time (default: every available one)")
     p.add_argument("--frames", type=int, default=500, help="frames per measurement (default 500)")
@@ -68,6 +71,8 @@ def providers_to_bench(requested: list[str] | None) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.model is None:
+        args.model = bundled_model()
     width, height = _frame_size(args.frame_size)
     frames = synthetic_frames(32, width, height)
     benched = 0

@@ -1,27 +1,37 @@
 """Run the embedded demo: synthetic conveyor camera, bundled model, soft PLC in this
 process, MQTT to localhost:1883 if a broker is there (otherwise the outbox visibly
 holds the records), a file-drop sink, and a live terminal view. Ctrl-C ends it with a summary.
+
+The demo config ships in the package (agent/data/config/demo.yaml, the checkout's
+config/demo.yaml); its outbox, log and file drop go under ./var/demo of the current
+directory (--state-dir), so an installed release never writes into its own venv.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import socket
 import sys
 from pathlib import Path
 
 from agent.app import Agent, RunLimits
 from agent.commands import EXIT_CONFIG, load_or_report
+from agent.config import LoadedConfig
+from agent.data import demo_config
 from agent.logsetup import setup_logging
 from agent.runner import run_agent
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / "config" / "demo.yaml"
+DEMO_STATE = Path("var/demo")  # relative to the current directory
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=str(DEMO_CONFIG), help="demo config (default: %(default)s)")
+    p.add_argument("--config", default=None,
+                   help="demo config (default: the bundled one, config/demo.yaml)")
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help=f"outbox, log and file drop go here (default with the bundled config: "
+                        f"./{DEMO_STATE}; with --config: the config's state_dir)")
     p.add_argument("--duration", type=float, default=None, help="end after S seconds")
     p.add_argument("--auto-reset", type=float, default=4.0,
                    help="the simulated operator presses reset S seconds after a stop (0 = never)")
@@ -36,10 +46,27 @@ def broker_up(host: str, port: int) -> bool:
         return False
 
 
+def with_state_dir(loaded: LoadedConfig, state: Path) -> LoadedConfig:
+    """The config with its state_dir at `state`; file drops inside the old one move along."""
+    old = loaded.resolve(loaded.config.state_dir)
+    state = state.resolve()
+    sinks = {}
+    for name, sink in loaded.config.sinks.items():
+        if sink.type == "file" and loaded.resolve(sink.dir).is_relative_to(old):
+            new_dir = state / loaded.resolve(sink.dir).relative_to(old)
+            sink = sink.model_copy(update={"dir": str(new_dir)})
+        sinks[name] = sink
+    config = loaded.config.model_copy(update={"state_dir": str(state), "sinks": sinks})
+    return dataclasses.replace(loaded, config=config)
+
+
 def main(args: argparse.Namespace) -> int:
-    loaded = load_or_report(args.config)
+    loaded = load_or_report(args.config or str(demo_config()))
     if loaded is None:
         return EXIT_CONFIG
+    state_dir = args.state_dir or (None if args.config else DEMO_STATE)
+    if state_dir is not None:
+        loaded = with_state_dir(loaded, state_dir)
     if args.no_view:
         setup_logging("info", "text")
     else:  # the live view owns the terminal: logs go to a file next to the outbox

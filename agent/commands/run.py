@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import faulthandler
 import signal
+import sys
 
 from agent.app import RunLimits
 from agent.commands import EXIT_CONFIG, load_or_report
 from agent.logsetup import setup_logging
-from agent.runner import run_agent
+from agent.runner import EXIT_STARTUP, run_agent
+from agent.runtime.state_dir import state_dir_problem
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +33,10 @@ def main(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_CONFIG
     cfg = loaded.config
+    problem = state_dir_problem(loaded.resolve(cfg.state_dir))
+    if problem is not None:
+        print(f"edge-agent: cannot start: {problem}", file=sys.stderr)
+        return EXIT_STARTUP
     setup_logging(args.log_level or cfg.log.level, args.log_format or cfg.log.format)
     # `kill -USR2 <pid>` writes every thread's stack to stderr (journal): for a hung daemon
     faulthandler.register(signal.SIGUSR2, all_threads=True)

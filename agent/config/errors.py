@@ -29,3 +29,9 @@ class ConfigError(Exception):
     def render(self) -> str:
         head = f"{self.filename}: {len(self.issues)} configuration error(s)"
         return "\n".join([head, *("  " + i.format(self.filename) for i in self.issues)])
+
+    def one_line(self, most: int = 10) -> str:
+        """The first `most` issues on one line (a log line, an audit field)."""
+        shown = "; ".join(i.format(self.filename) for i in self.issues[:most])
+        more = f"; and {len(self.issues) - most} more" if len(self.issues) > most else ""
+        return f"{len(self.issues)} configuration error(s): {shown}{more}".replace("\n", " ")

@@ -1,7 +1,9 @@
 """Load a YAML config file into `AgentConfig`, reporting every problem at once.
 
 Each problem names the YAML line and the dotted key path; an unknown key
-suggests the nearest valid one.
+suggests the nearest valid one. The file must be a regular file of at most
+1 MiB of UTF-8 text. No message ever holds a secret's value. Top-level keys
+starting with `x-` are ignored: a place for anchors that `<<:` merges.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from agent.config.errors import ConfigError, ConfigIssue
+from agent.config.files import MAX_CONFIG_BYTES, FileProblem, read_regular
 from agent.config.models import AgentConfig
 from agent.config.references import check_references, to_issues
 from agent.config.secrets import SecretResolver
@@ -36,29 +39,57 @@ class LoadedConfig:
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [ConfigIssue(None, "", f"cannot read: {exc.strerror}")]) from None
+        raw = read_regular(path, MAX_CONFIG_BYTES)
+    except FileProblem as exc:
+        raise ConfigError(str(path), [ConfigIssue(None, "", f"cannot read: {exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        msg = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): save the file as UTF-8"
+        raise ConfigError(str(path), [ConfigIssue(line, "", msg)]) from None
     return parse_config(text, str(path), path.resolve().parent, environ)
 
 
 def parse_config(text: str, filename: str, base_dir: Path,
                  environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    doc = load_yaml(text, SecretResolver(base_dir, environ))
+    resolver = SecretResolver(base_dir, environ)
+    try:
+        return _parse(text, filename, base_dir, resolver)
+    except ConfigError as exc:
+        raise ConfigError(filename, _redact(exc.issues, resolver.values)) from None
+
+
+def _parse(text: str, filename: str, base_dir: Path, resolver: SecretResolver) -> LoadedConfig:
+    doc = load_yaml(text, resolver)
     issues = list(doc.issues)
     if doc.data is None and issues:
         raise ConfigError(filename, issues)
     if not isinstance(doc.data, dict):
         raise ConfigError(filename, [*issues, ConfigIssue(1, "", "top level must be a mapping")])
+    doc.data = {k: v for k, v in doc.data.items() if not k.startswith("x-")}
     issues += to_issues(check_references(doc.data, base_dir), doc.line_of)
     try:
         config = AgentConfig.model_validate(doc.data)
     except ValidationError as exc:
-        issues += [_issue(err, doc) for err in exc.errors()]
+        reported = {i.path for i in doc.issues}  # a value the walker refused is None: once is enough
+        issues += [i for i in (_issue(err, doc) for err in exc.errors()) if i.path not in reported]
         config = None
     if issues or config is None:
         raise ConfigError(filename, _dedupe(issues))
     return LoadedConfig(config, Path(filename), base_dir)
+
+
+def _redact(issues: list[ConfigIssue], secrets: list[str]) -> list[ConfigIssue]:
+    """Every message with each secret value (of 4 characters or more) replaced by ***."""
+    values = sorted({v for v in secrets if len(v) >= 4}, key=len, reverse=True)
+    out = []
+    for issue in issues:
+        msg = issue.message
+        for v in values:
+            msg = msg.replace(v, "***")
+        out.append(replace(issue, message=msg))
+    return out
 
 
 def _dedupe(issues: list[ConfigIssue]) -> list[ConfigIssue]:
@@ -78,10 +109,16 @@ def _issue(err: Any, doc: YamlDocument) -> ConfigIssue:
         msg = "required key is missing"
     elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
         msg = err["msg"]
-    if "input" in err and err["type"] not in ("missing", "extra_forbidden") and _is_plain(err["input"]):
+    if ("input" in err and err["type"] not in ("missing", "extra_forbidden")
+            and _is_plain(err["input"]) and not _holds_secret(doc, path)):
         msg += f" (got {err['input']!r})"
     dotted = ".".join(str(p) for p in path)
     return ConfigIssue(doc.line_of(path), dotted, msg)
+
+
+def _holds_secret(doc: YamlDocument, path: tuple[str | int, ...]) -> bool:
+    """True when the value at `path`, or one it is part of, came from a secret reference."""
+    return any(tuple(path[:n]) in doc.secret_paths for n in range(len(path) + 1))
 
 
 def _is_plain(value: Any) -> bool:

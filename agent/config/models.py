@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from agent.capture.sources.folder_source import FolderCameraConfig
 from agent.capture.sources.opencv_source import OpenCVCameraConfig
@@ -18,6 +18,7 @@ from agent.sinks.modbus import ModbusPlcConfig
 from agent.sinks.mqtt import MqttSinkConfig
 from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
+from agent.sinks.sparkplug import SparkplugSinkConfig
 
 CameraConfig = Annotated[
     OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig, Field(discriminator="type")
@@ -26,7 +27,8 @@ PlcConfig = Annotated[
     ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")
 ]
 SinkConfig = Annotated[
-    MqttSinkConfig | HttpSinkConfig | FileSinkConfig, Field(discriminator="type")
+    MqttSinkConfig | HttpSinkConfig | FileSinkConfig | SparkplugSinkConfig,
+    Field(discriminator="type"),
 ]
 
 PROVIDERS = (
@@ -84,6 +86,10 @@ class AuditConfig(Strict):
 
 
 class AgentConfig(Strict):
+    # top-level `x-...` keys are dropped by the loader (anchors for `<<:` merge keys)
+    model_config = ConfigDict(**Strict.model_config,
+                              json_schema_extra={"patternProperties": {"^x-": {}}})
+
     site: str = Field(description="Site (plant) name, used in topics and records.", pattern=r"^[A-Za-z0-9_.-]+$")
     agent_id: str = Field(description="This agent's id (one per edge box).", pattern=r"^[A-Za-z0-9_.-]+$")
     state_dir: str = Field("/var/lib/edge-agent", description="Outbox, audit log and certificates (relative paths are relative to the config file).")

@@ -16,7 +16,8 @@ HEADER = """# Configuration reference
 Generated from the pydantic models by `edge-agent schema --markdown`; do not edit by hand.
 Every key is strict: an unknown key is an error naming its YAML line and the nearest valid key.
 Relative paths resolve against the config file's folder. Secrets: `${env:NAME}`,
-`${file:PATH}`, `${cred:NAME}` (systemd `LoadCredential=`).
+`${file:PATH}`, `${cred:NAME}` (systemd `LoadCredential=`). YAML merge keys
+(`<<: *anchor`) work; top-level keys starting with `x-` are ignored, a place for anchors.
 """
 
 

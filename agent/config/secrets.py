@@ -2,7 +2,9 @@
 
 `cred` reads a systemd credential from $CREDENTIALS_DIRECTORY (LoadCredential=).
 Secret values are never printed: fields that hold them are pydantic SecretStr,
-and errors name the reference, never the value.
+errors name the reference, never the value, and the loader scrubs every value
+resolved here from its error messages (`values`). A secret file must be a
+regular file of at most 64 KiB: a FIFO or `/dev/zero` is refused, never read.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from agent.config.files import MAX_SECRET_BYTES, FileProblem, read_regular
+
 _REF = re.compile(r"\$\{(env|file|cred):([^}]+)\}")
 
 
@@ -19,12 +23,18 @@ class SecretResolver:
     def __init__(self, base_dir: Path, environ: Mapping[str, str] | None = None) -> None:
         self.base_dir = base_dir
         self.environ = os.environ if environ is None else environ
+        self.values: list[str] = []  # every secret resolved, to keep out of messages
 
     def interpolate(self, value: str) -> str:
         """Replace every reference in `value`; raise ValueError naming the bad reference."""
         return _REF.sub(lambda m: self._resolve(m.group(1), m.group(2).strip()), value)
 
     def _resolve(self, kind: str, ref: str) -> str:
+        value = self._lookup(kind, ref)
+        self.values.append(value)
+        return value
+
+    def _lookup(self, kind: str, ref: str) -> str:
         if kind == "env":
             if ref not in self.environ:
                 raise ValueError(f"environment variable {ref!r} is not set (${{env:{ref}}})")
@@ -41,6 +51,8 @@ class SecretResolver:
     @staticmethod
     def _read(path: Path, ref: str) -> str:
         try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {path} for {ref}: {exc.strerror}") from None
+            return read_regular(path, MAX_SECRET_BYTES).decode("utf-8").rstrip("\r\n")
+        except FileProblem as exc:
+            raise ValueError(f"cannot read secret file {path} for {ref}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"cannot read secret file {path} for {ref}: not UTF-8 text") from None

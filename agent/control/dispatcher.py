@@ -1,11 +1,15 @@
 """CommandDispatcher: stop / reject / alarm / reset to one PLC, on their own task.
 
 Commands never queue behind records (records do not use this path). Each
-command is written at once, retried until its deadline, and reported exactly
-once through `on_outcome`: ACKED (latency = primary write acknowledged -
-command created), FAILED (retried until the deadline, or refused by the PLC) or
-EXPIRED (its deadline passed before anything was sent: never written, also
-not after a reconnect).
+command is written at once (data before the strobe bit, see `command_plan`),
+retried while a retry can still arrive before its deadline, and reported exactly
+once through `on_outcome`: ACKED (latency = strobe acknowledged - command
+created), UNCONFIRMED (sent, no answer by the deadline: may have taken effect),
+FAILED (refused by the PLC, or never sent) or EXPIRED (its deadline passed before
+anything was sent: never written, also not after a reconnect); see `delivery`.
+The outputs it sets are kept as intended by an `OutputKeeper` (pulse ends retried
+until done, everything written again after a reconnect); `defect_count` and
+`last_event_seq` come from `CommandCounters` (persisted when given a file).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from agent.config.station import StationSignals
-from agent.control.command_plan import METHOD, Write, plan_writes
-from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
+from agent.control.command_plan import METHOD, Plan, plan_writes
+from agent.control.counters import CommandCounters
+from agent.control.delivery import Delivery
+from agent.control.outputs import OutputKeeper
+from agent.control.plc_link import PlcLink
 from agent.control.signal_check import verify_when_connected
 from agent.logutil import RepeatLimiter
-from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
 
@@ -34,7 +40,9 @@ StationKey = tuple[str, str]
 class DispatcherStats:
     submitted: int = 0
     acked: int = 0
+    unconfirmed: int = 0
     failed: int = 0
+    refused: int = 0  # failed because the PLC refused the strobe for good (also in `failed`)
     expired: int = 0
     write_attempts: int = 0
     retries: int = 0
@@ -42,6 +50,7 @@ class DispatcherStats:
     outcome_callback_errors: int = 0
     pending: int = 0
     last_latency_ms: float | None = None
+    last_refusal: str | None = None
     bad_signals: dict[str, str] = field(default_factory=dict)  # found at first connect
 
 
@@ -57,6 +66,7 @@ class CommandDispatcher:
         request_timeout: float = 0.2,
         retry_s: float = 0.01,
         flush_timeout: float = 2.0,
+        counters: CommandCounters | None = None,
     ) -> None:
         self.link = link
         self.signals = signals
@@ -66,30 +76,34 @@ class CommandDispatcher:
         self.request_timeout = request_timeout
         self.retry_s = retry_s
         self.flush_timeout = flush_timeout
+        self.counters = counters or CommandCounters()
+        self._busy = False  # a command is on the link
+        self.outputs = OutputKeeper(link, request_timeout, clock=clock, low_at_start=sorted(
+            {sig.reject for sig in signals.values() if sig.reject}),
+            may_write=lambda: not self._busy)
         self._queue: asyncio.Queue[Command] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._check: asyncio.Task[None] | None = None
-        self._pulses: set[asyncio.Task[None]] = set()
-        self._counts: dict[StationKey, int] = {}
-        self._attempts = 0  # of the command in progress
-        self._seq = 0
+        self._current: Delivery | None = None  # of the command in progress
         self._stats = DispatcherStats()
         self._limiter = RepeatLimiter(log, f"commands to plc {link.name}")
 
     def stats(self) -> DispatcherStats:
         self._stats.pending = self._queue.qsize()
+        self._stats.pulse_failures = self.outputs.write_failures
         return self._stats
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
         if self._task is None:
+            self.outputs.start()
             self._task = asyncio.create_task(self._run(), name=f"commands-{self.link.name}")
             self._check = asyncio.create_task(verify_when_connected(
                 self.link, self.signals, self.request_timeout, self._stats.bad_signals),
                 name=f"signal-check-{self.link.name}")
 
     async def stop(self) -> None:
-        """Flush pending commands (bounded; deadlines still honoured), then end."""
+        """Flush pending commands (bounded; deadlines still honoured), end pulses, then end."""
         if self._check is not None:
             await cancel_and_wait(self._check)
             self._check = None
@@ -100,11 +114,11 @@ class CommandDispatcher:
             self._task = None
         while not self._queue.empty():  # left over after the flush: reported, never sent
             cmd = self._queue.get_nowait()
-            self._finish(cmd, self._give_up(cmd, 0, "dispatcher stopped before it was sent"))
+            self._finish(cmd, self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
+                                            error="dispatcher stopped before it was sent"))
             self._queue.task_done()
-        for pulse in list(self._pulses):
-            with contextlib.suppress(asyncio.CancelledError):
-                await pulse
+        await self.outputs.stop(self.flush_timeout)
+        await self.counters.close()
 
     def submit(self, cmd: Command) -> None:
         """Non-blocking: queue the command for the dispatcher task."""
@@ -115,103 +129,70 @@ class CommandDispatcher:
     async def _run(self) -> None:
         while True:
             cmd = await self._queue.get()
-            self._attempts = 0
+            self._current, self._busy = None, True
             try:
                 outcome = await self._execute(cmd)
             except asyncio.CancelledError:  # stopped mid-command: still reported, exactly once
-                self._finish(cmd, self._give_up(cmd, self._attempts, "dispatcher stopped mid-command"))
+                self._finish(cmd, self._stopped_mid_command(cmd))
                 raise
             finally:
+                self._busy = self._queue.qsize() > 0
                 self._queue.task_done()
             self._finish(cmd, outcome)
 
     async def _execute(self, cmd: Command) -> CommandOutcome:
-        sig = self.signals.get((cmd.line, cmd.station))
-        method = getattr(self.link, "stop_method", None)
-        writes = plan_writes(cmd, sig, self._next_count(cmd), self._next_seq(), method) if sig else []
-        if not writes:
+        plan = self._plan(cmd)
+        if plan is None:
             return self._outcome(cmd, OutcomeStatus.FAILED, 0,
                                  error=f"no PLC signal mapped for {cmd.kind} at {cmd.line}/{cmd.station}")
         if cmd.expired(self.clock()):
-            return self._give_up(cmd, 0, "deadline passed before it could be sent")
-        primary, extra = writes[0], writes[1:]
-        attempts, error = await self._write_until_deadline(cmd, primary)
-        if error is not None:
-            return self._give_up(cmd, attempts, error)
-        latency_ms = (self.clock() - cmd.created) * 1000
-        extra_error = await self._write_extras(cmd, extra)
-        if cmd.kind is CommandKind.REJECT and sig is not None and sig.reject:
-            self._schedule_pulse_end(cmd, sig.reject)
-        return self._outcome(cmd, OutcomeStatus.ACKED, attempts + len(extra),
-                             latency_ms=latency_ms, error=extra_error)
+            return self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
+                                 error="deadline passed before it could be sent")
+        self._current = d = Delivery(self.link, cmd, plan, self.request_timeout, self.retry_s,
+                                     self.clock, self._count_request)
+        if cmd.kind is CommandKind.REJECT:
+            self.outputs.pulse_begins(plan.strobe.address)
+        att = await d.run()
+        self._keep_outputs(cmd, plan, d)
+        if att.strobes > 1:
+            self._stats.retries += att.strobes - 1
+        latency = None if att.acked_at is None else (att.acked_at - cmd.created) * 1000
+        return self._outcome(cmd, att.status(), att.strobes, latency_ms=latency, error=d.error())
 
-    async def _write_until_deadline(self, cmd: Command, w: Write) -> tuple[int, str | None]:
-        """Write until acknowledged; (attempts, None) on ack, (attempts, error) otherwise."""
-        attempts, last = 0, "never sent"
-        while (remaining := cmd.deadline - self.clock()) > 0:
-            if self.link.state is not SinkState.CONNECTED:  # nothing sent: wait for the link
-                last = last if attempts else f"plc {self.link.name} {self.link.state}"
-                await asyncio.sleep(max(0.0, min(self.retry_s, remaining)))
-                continue
-            attempts += 1
-            self._attempts = attempts
-            self._stats.write_attempts += 1
-            try:
-                await self._send(w, min(self.request_timeout, remaining))
-                self._limiter.recovered("writes acknowledged again")
-                return attempts, None
-            except PlcRejected as exc:
-                return attempts, f"PLC refused {w.signal} ({exc})"
-            except PlcUnavailable as exc:
-                last = str(exc)
-                self._limiter.failure("%s %s not acknowledged yet: %s", cmd.kind, cmd.event_id, exc)
-            self._stats.retries += 1
-            await asyncio.sleep(max(0.0, min(self.retry_s, cmd.deadline - self.clock())))
-        what = "not acknowledged" if attempts else "never sent"
-        return attempts, f"{w.signal} ({w.address}) {what} by the deadline: {last}"
+    def _plan(self, cmd: Command) -> Plan | None:
+        key = (cmd.line, cmd.station)
+        sig = self.signals.get(key)
+        if sig is None:
+            return None
+        count = self.counters.count(key, cmd.kind in (CommandKind.STOP, CommandKind.REJECT))
+        seq = self.counters.next_seq()
+        return plan_writes(cmd, sig, count, seq, getattr(self.link, "stop_method", None))
 
-    async def _write_extras(self, cmd: Command, writes: list[Write]) -> str | None:
-        failed: list[str] = []
-        for w in writes:
-            remaining = cmd.deadline - self.clock()
-            if remaining <= 0:
-                failed.append(f"{w.signal}: deadline passed")
-                continue
-            try:
-                await self._send(w, min(self.request_timeout, remaining))
-            except (PlcRejected, PlcUnavailable) as exc:
-                failed.append(f"{w.signal}: {exc}")
-        return ("not written: " + "; ".join(failed)) if failed else None
+    def _count_request(self) -> None:
+        self._stats.write_attempts += 1
 
-    async def _send(self, w: Write, timeout: float) -> None:
-        if w.signal == METHOD:
-            obj, method = w.address.split("|", 1)
-            await self.link.call_stop_method(obj, method, [w.value], timeout)  # type: ignore[attr-defined]
-        else:
-            await self.link.write(w.address, w.value, timeout)
+    def _keep_outputs(self, cmd: Command, plan: Plan, d: Delivery) -> None:
+        """Tell the keeper what the PLC's outputs should now be."""
+        strobe = plan.strobe
+        if cmd.kind is CommandKind.REJECT:
+            pulse_s = self.reject_pulse_ms.get((cmd.line, cmd.station), 200) / 1000
+            self.outputs.pulse_sent(strobe.address, pulse_s if d.att.strobe_may_be_set else 0.0)
+        elif d.att.strobe_may_be_set and strobe.signal != METHOD:
+            for w in [strobe, *plan.after]:
+                self.outputs.hold(w.address, bool(w.value))
 
-    def _schedule_pulse_end(self, cmd: Command, address: str) -> None:
-        ms = self.reject_pulse_ms.get((cmd.line, cmd.station), 200)
-        task = asyncio.create_task(self._end_pulse(address, ms / 1000), name="reject-pulse")
-        self._pulses.add(task)
-        task.add_done_callback(self._pulses.discard)
-
-    async def _end_pulse(self, address: str, after_s: float) -> None:
-        await asyncio.sleep(after_s)
-        for _ in range(5):
-            try:
-                await self.link.write(address, False, self.request_timeout)
-                return
-            except (PlcRejected, PlcUnavailable) as exc:
-                self._limiter.failure("ending reject pulse at %s failed: %s", address, exc)
-                await asyncio.sleep(self.retry_s * 10)
-        self._stats.pulse_failures += 1
+    def _stopped_mid_command(self, cmd: Command) -> CommandOutcome:
+        d = self._current
+        if d is None:
+            return self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
+                                 error="dispatcher stopped before it was sent")
+        if cmd.kind is CommandKind.REJECT:
+            self.outputs.pulse_sent(d.plan.strobe.address, 0.0)
+        status = d.att.status()
+        return self._outcome(cmd, status, d.att.strobes,
+                             error=f"dispatcher stopped mid-command: {d.error()}")
 
     # -- outcomes -------------------------------------------------------------------
-    def _give_up(self, cmd: Command, attempts: int, error: str) -> CommandOutcome:
-        status = OutcomeStatus.EXPIRED if attempts == 0 else OutcomeStatus.FAILED
-        return self._outcome(cmd, status, attempts, error=error)
-
     def _outcome(self, cmd: Command, status: OutcomeStatus, attempts: int, *,
                  latency_ms: float | None = None, error: str | None = None) -> CommandOutcome:
         return CommandOutcome(cmd, status, attempts, self.clock(), latency_ms, error)
@@ -221,6 +202,10 @@ class CommandDispatcher:
         if outcome.status is not OutcomeStatus.ACKED:
             log.error("plc %s: %s %s for %s/%s %s: %s", self.link.name, cmd.kind, outcome.status,
                       cmd.line, cmd.station, cmd.event_id, outcome.error)
+        elif outcome.error:
+            self._limiter.failure("%s %s acked, but %s", cmd.kind, cmd.event_id, outcome.error)
+        else:
+            self._limiter.recovered("commands acknowledged again")
         try:
             self.on_outcome(outcome)
         except Exception:  # noqa: BLE001 - a broken callback must not kill the command path
@@ -228,20 +213,16 @@ class CommandDispatcher:
             log.exception("plc %s: outcome callback failed", self.link.name)
 
     def _count(self, outcome: CommandOutcome) -> None:
+        st = self._stats
         if outcome.status is OutcomeStatus.ACKED:
-            self._stats.acked += 1
-            self._stats.last_latency_ms = outcome.latency_ms
+            st.acked += 1
+            st.last_latency_ms = outcome.latency_ms
+        elif outcome.status is OutcomeStatus.UNCONFIRMED:
+            st.unconfirmed += 1
         elif outcome.status is OutcomeStatus.EXPIRED:
-            self._stats.expired += 1
+            st.expired += 1
         else:
-            self._stats.failed += 1
-
-    def _next_count(self, cmd: Command) -> int:
-        key = (cmd.line, cmd.station)
-        if cmd.kind in (CommandKind.STOP, CommandKind.REJECT):
-            self._counts[key] = (self._counts.get(key, 0) + 1) % 0x10000
-        return self._counts.get(key, 0)
-
-    def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) % 0x100000000
-        return self._seq
+            st.failed += 1
+            if outcome.error and outcome.error.startswith("PLC refused"):
+                st.refused += 1
+                st.last_refusal = outcome.error

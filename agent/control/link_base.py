@@ -5,7 +5,10 @@ connect it; raise on failure), `_close_client()` (drop it) and `_alive()`
 (cheap liveness check). The supervisor loops connect -> watch -> drop ->
 backoff and never reuses a dead client. `_request()` runs one request at a
 time under a lock, with a timeout; transport errors mark the link lost so the
-supervisor reconnects.
+supervisor reconnects. A request that went out and got no answer raises
+`PlcNoAnswer` (it may have taken effect), one never sent `PlcUnavailable`. The
+link keeps a smoothed round trip of answered requests (`round_trip_s`) and the
+addresses the PLC refuses for good (`stats().refused`).
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from agent.control.backoff import Backoff
-from agent.control.plc_link import PlcRejected, PlcStats, PlcUnavailable
+from agent.backoff import Backoff
+from agent.control.plc_link import (
+    PlcBusy,
+    PlcNoAnswer,
+    PlcRejected,
+    PlcStats,
+    PlcUnavailable,
+    Value,
+)
 from agent.logutil import RepeatLimiter
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
@@ -26,6 +37,7 @@ from agent.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 WATCH_PERIOD_S = 0.25
+RTT_WEIGHT = 0.2  # of a new sample in the smoothed round trip
 
 
 class ConfigurationFailure(Exception):
@@ -46,6 +58,7 @@ class SupervisedLink(abc.ABC):
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._limiter = RepeatLimiter(log, f"plc {name}")
+        self._rtt: float | None = None
 
     # -- steps supplied by subclasses -------------------------------------------------
     @abc.abstractmethod
@@ -59,6 +72,22 @@ class SupervisedLink(abc.ABC):
     @abc.abstractmethod
     def _alive(self) -> bool:
         """Is the current client still connected?"""
+
+    @abc.abstractmethod
+    async def write(self, address: str, value: Value, timeout: float) -> None:
+        """Write one signal; acknowledged when it returns."""
+
+    async def write_many(self, items: Sequence[tuple[str, Value]], timeout: float) -> None:
+        """Write several signals in this order within `timeout`; a link whose protocol can
+        carry them in one request (Modbus FC16, one OPC UA Write) overrides this."""
+        end = time.monotonic() + timeout
+        for address, value in items:
+            await self.write(address, value, max(0.001, end - time.monotonic()))
+
+    @property
+    def round_trip_s(self) -> float | None:
+        """Smoothed round trip of the requests the PLC answered; None before the first."""
+        return self._rtt
 
     # -- public ---------------------------------------------------------------------
     @property
@@ -98,7 +127,7 @@ class SupervisedLink(abc.ABC):
                 self._stats.disconnects += 1
                 self._limiter.failure("connection lost; reconnecting")
             if self._state is SinkState.FAILED:
-                await asyncio.sleep(self._backoff.max_s)
+                await asyncio.sleep(self._backoff.cap_s)
             else:
                 await asyncio.sleep(self._backoff.next_delay())
 
@@ -156,23 +185,36 @@ class SupervisedLink(abc.ABC):
         """Run `call` alone on the link within `timeout`; map failures to PlcError."""
         if self._state is not SinkState.CONNECTED:
             raise PlcUnavailable(f"plc {self.name} not connected ({self._state}); {what} {address}")
+        sent, t0 = False, 0.0
         try:
             async with asyncio.timeout(timeout):
                 async with self._lock:
-                    return await call()
-        except PlcRejected:
+                    sent, t0 = self._alive(), time.monotonic()
+                    result = await call()
+        except PlcRejected as exc:
             self._stats.rejected += 1
+            self._stats.refused[address] = exc.reason
+            raise
+        except PlcBusy:
+            self._stats.busy += 1
             raise
         except PlcUnavailable:
             raise
         except TimeoutError:
             self._stats.timeouts += 1
-            self.mark_lost(f"{what} {address} timed out after {timeout * 1000:.0f} ms")
-            raise PlcUnavailable(
-                f"plc {self.name}: {what} {address} timed out after {timeout * 1000:.0f} ms"
-            ) from None
+            msg = f"{what} {address} timed out after {timeout * 1000:.0f} ms"
+            self.mark_lost(msg)
+            raise (PlcNoAnswer if sent else PlcUnavailable)(f"plc {self.name}: {msg}") from None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - transport errors
             self.mark_lost(f"{what} {address}: {exc}")
-            raise PlcUnavailable(f"plc {self.name}: {what} {address} failed: {exc}") from exc
+            kind = PlcNoAnswer if sent else PlcUnavailable
+            raise kind(f"plc {self.name}: {what} {address} failed: {exc}") from exc
+        self._answered(address, time.monotonic() - t0)
+        return result
+
+    def _answered(self, address: str, rtt: float) -> None:
+        self._rtt = rtt if self._rtt is None else self._rtt + RTT_WEIGHT * (rtt - self._rtt)
+        self._stats.round_trip_ms = self._rtt * 1000
+        self._stats.refused.pop(address, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from agent.config.models import AgentConfig
 from agent.decision import failsafe
@@ -115,12 +116,13 @@ class DecisionEngine:
 
     # -- fail-safe -----------------------------------------------------------------------
     def on_inspection_impossible(self, line: str, station: str, reason: str,
-                                 now: float) -> Decision:
+                                 now: float, since: float | None = None) -> Decision:
+        """`since`: when it became impossible, if known to be earlier than `now`."""
         st = self._station(line, station, now)
         if st is None:
             return Decision()
         return failsafe.impossible(st, reason, now, self._issuer, self._records,
-                                   self._counters, self._ids)
+                                   self._counters, self._ids, since)
 
     def on_inspection_possible(self, line: str, station: str, now: float) -> Decision:
         st = self._station(line, station, now)
@@ -146,6 +148,12 @@ class DecisionEngine:
         """The `stop` record (command outcome) for the MES side."""
         st = self._stations.get((outcome.command.line, outcome.command.station))
         return self._records.outcome(outcome, st.cfg.camera if st else None)
+
+    def alarm_record(self, line: str, station: str, event: str, **fields: Any) -> Record | None:
+        """An `alarm` record of a station for a fault outside the decision (a PLC refusing
+        writes); None for a station that is not configured."""
+        st = self._stations.get((line, station))
+        return None if st is None else self._records.alarm(st, event, **fields)
 
     def drift_record(self, line: str, station: str, stats: dict[str, float],
                      threshold: float) -> Record:

@@ -1,4 +1,9 @@
-"""Fail-safe when inspection is impossible: after `after_s`, alert or stop, once per episode."""
+"""Fail-safe when inspection is impossible: after `after_s`, alert or stop, once per episode.
+
+The episode counts from when inspection really became impossible: the caller may date it
+back (`since`), e.g. to when a frozen camera's picture stopped changing, which is found
+only `frozen_after_s` later.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,19 @@ log = logging.getLogger(__name__)
 
 
 def impossible(st: StationState, reason: str, now: float, issuer: CommandIssuer,
-               records: RecordFactory, counters: Counters, new_id: Callable[[], str]) -> Decision:
-    """Inspection impossible now: start or continue the episode; act once it lasted after_s."""
+               records: RecordFactory, counters: Counters, new_id: Callable[[], str],
+               since: float | None = None) -> Decision:
+    """Inspection impossible now (and since `since`, when earlier): start or continue the
+    episode; act once it lasted after_s."""
+    start = now if since is None else min(now, since)
     if st.episode is None:
-        st.episode = Episode(since=now, reason=reason)
-        log.warning("%s/%s: inspection impossible (%s); fail-safe %s in %.1f s",
-                    st.line, st.station, reason, st.cfg.fail_safe.action, st.cfg.fail_safe.after_s)
+        st.episode = Episode(since=start, reason=reason)
+        log.warning("%s/%s: inspection impossible (%s) for %.1f s; fail-safe %s in %.1f s",
+                    st.line, st.station, reason, now - start, st.cfg.fail_safe.action,
+                    max(0.0, st.cfg.fail_safe.after_s - (now - start)))
     ep = st.episode
     ep.reason = reason
+    ep.since = min(ep.since, start)
     if ep.acted or now - ep.since < st.cfg.fail_safe.after_s:
         return Decision()
     return _act(st, ep, now, issuer, records, counters, new_id)

@@ -12,7 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 SCHEMA_VERSION = 1
 EVIDENCE_SCHEMA_VERSION = 2  # defect, inspection, stop and alarm payloads that carry `evidence`
@@ -138,7 +145,7 @@ class StopPayload(_WithEvidence):
     """The outcome of one PLC command (stop, reject, alarm, reset)."""
 
     kind: Literal["stop", "reject", "alarm", "reset"] = Field(description="Command kind.")
-    status: Literal["acked", "failed", "expired", "suppressed"] = Field(description="acked: PLC acknowledged within the deadline; failed: never acknowledged; expired: deadline passed before sending (never sent); suppressed: not re-sent, the station is already latched stopped.")
+    status: Literal["acked", "unconfirmed", "failed", "expired", "suppressed"] = Field(description="acked: PLC acknowledged within the deadline; unconfirmed: sent, but no answer by the deadline (may have taken effect); failed: refused by the PLC, or never sent; expired: deadline passed before sending (never sent); suppressed: not re-sent, the station is already latched stopped.")
     attempts: int = Field(description="Write attempts made.")
     latency_ms: float | None = Field(None, description="Decision -> PLC acknowledgement, when acknowledged.")
     error: str | None = Field(None, description="Last error when not acknowledged.")
@@ -158,6 +165,24 @@ class AlarmPayload(_WithEvidence):
     source: str | None = Field(None, description="Who reset the stop: plc, mqtt:<client> or cli.")
     duration_s: float | None = Field(None, description="How long inspection had been impossible.")
     trigger_event_id: str | None = Field(None, description="event_id of the alarm this clears, or of the stop this resets.")
+
+
+class OutboxLossPayload(_Payload):
+    """Records the durable outbox lost (an agent-level alarm: no line or station)."""
+
+    event_id: str = Field(description="Unique, time-sortable id of this event (UUIDv7); use it to de-duplicate.")
+    event: Literal["records_lost"] = Field(description="Always records_lost.")
+    cause: Literal["missing_at_start", "quarantined", "not_stored"] = Field(description="missing_at_start: records committed before a crash were missing when the agent started again (a damaged write-ahead log); quarantined: the outbox file was corrupt and moved aside, every record in it undelivered; not_stored: records the outbox could not write (full disk, I/O error), counted until it could write again.")
+    lost: int | None = Field(description="Records lost, all sinks together; null when unknown (a quarantined file with no high-water mark).")
+    lost_by_sink: dict[str, int] = Field(description="Records lost per sink name.")
+    detail: str = Field(description="What happened, in words.")
+    path: str | None = Field(None, description="The outbox file (or where a quarantined one was moved).")
+    replayed: bool = Field(False, description="True when the outbox delivers this record again after an outage or restart (set at send time); de-duplicate by event_id.")
+
+
+class AlarmRecordPayload(RootModel[AlarmPayload | OutboxLossPayload]):
+    """An alarm record: a station's (fail-safe raised / cleared, reset) or the agent's own
+    (the outbox lost records)."""
 
 
 class DriftPayload(_StationEvent):
@@ -207,14 +232,14 @@ class MetricsPayload(BaseModel):
     time: datetime = Field(description="When the agent produced this payload (UTC, ISO-8601).")
     agent_id: str = Field(description="Id of the edge agent that produced this payload.")
     site: str | None = Field(None, description="Site (plant) name from the config.")
-    values: dict[str, float] = Field(description="Metric name (with labels, e.g. 'frame_age_ms{station=l1/s1}') -> value.")
+    values: dict[str, float] = Field(description="Every gauge and stats counter of /metrics (docs/metrics.md) as 'name{label=value,...}' -> value, e.g. 'edge_agent_outbox_depth{sink=mqtt}'.")
 
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "defect": DefectPayload,
     "inspection": InspectionPayload,
     "stop": StopPayload,
-    "alarm": AlarmPayload,
+    "alarm": AlarmRecordPayload,
     "drift": DriftPayload,
     "status": StatusPayload,
     "metrics": MetricsPayload,

@@ -20,6 +20,7 @@ from agent.decision.payloads import (
     InspectionPayload,
     Latency,
     ModelRef,
+    OutboxLossPayload,
     StopPayload,
 )
 from agent.decision.rules import rule_text
@@ -97,6 +98,17 @@ class RecordFactory:
               **fields: Any) -> Record:
         return self._record(RecordKind.ALARM, st.line, st.station, AlarmPayload, st.cfg.camera,
                             event_id, event=event, **fields)
+
+    def outbox_loss(self, cause: str, lost: dict[str, int], known: bool, detail: str,
+                    path: str | None) -> Record:
+        """An agent-level alarm (no line or station: it goes to every sink): records lost."""
+        event_id, now = self.ids(), self.wall()
+        payload = OutboxLossPayload(
+            event_id=event_id, time=now, site=self.site, agent_id=self.agent_id,
+            event="records_lost", cause=cause, lost=sum(lost.values()) if known else None,  # type: ignore[arg-type]
+            lost_by_sink=lost, detail=detail, path=path)
+        return Record(id=event_id, kind=RecordKind.ALARM, payload=payload.model_dump(mode="json"),
+                      created=now)
 
     def drift(self, line: str, station: str, camera: str | None, stats: dict[str, float],
               threshold: float, model: ModelInfo | None) -> Record:

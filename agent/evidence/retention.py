@@ -21,11 +21,11 @@ from agent.evidence.store import EvidenceStore
 
 @dataclass
 class RetentionStats:
-    items: int = 0
-    bytes: int = 0
+    items: int = 0  # evidence items stored now
+    bytes: int = 0  # bytes they take
     evicted: int = 0  # every item deleted by retention
     evicted_pending: int = 0  # of those: still waiting for a sink
-    free_bytes: int = -1
+    free_bytes: int = -1  # free space on the evidence file system (-1: unknown)
 
 
 def free_bytes(path: str) -> int:

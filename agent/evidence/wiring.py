@@ -2,12 +2,14 @@
 
 The agent calls `on_decision()` where it acts on verdicts (after the commands were
 handed to their dispatchers) and `route()` for command outcomes; both end in the
-record router. Metrics: edge_agent_evidence_* (dropped, written, failed, evicted, ...).
+record router. Metrics: edge_agent_evidence_writer_* and edge_agent_evidence_store_*
+(stats registry, docs/metrics.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,9 @@ from agent.evidence.http_route import PREFIX, EvidenceRoute
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore
 from agent.evidence.writer import EvidenceWriter
-from agent.health.metrics import GaugeSample, samples_from_stats
 from agent.types import Inspection, Record, RecordKind, new_event_id, utc_now
 
 log = logging.getLogger(__name__)
-COUNTERS = ("queued", "written", "dropped", "failed", "bytes_written", "evicted",
-            "evicted_pending", "cpu_ms_total")
 
 
 def evidence_root(state_dir: Path) -> Path:
@@ -62,7 +61,9 @@ class EvidenceWiring:
         else:
             log.info("evidence: saving images under %s (edge-agent evidence list --dir %s)",
                      self.store.root, self.store.root)
-        self.agent.metrics.add_gauge_source(self.gauges)
+        self.agent.metrics.stats.register("evidence_writer", self.writer.snapshot)
+        self.agent.metrics.stats.register("evidence_store",
+                                          lambda: dataclasses.replace(self.retention.stats))
 
     def serve_on(self, server: Any) -> None:
         """Register GET /evidence/... on the health server (same token as /status)."""
@@ -96,13 +97,3 @@ class EvidenceWiring:
                                reason=reason)
         return Record(id=eid, kind=RecordKind.ALARM, payload=payload.model_dump(mode="json"),
                       line=line, station=station, created=now)
-
-    def gauges(self) -> list[GaugeSample]:
-        w, r = self.writer.stats, self.retention.stats
-        stats = {"queued": w.queued, "written": w.written, "dropped": w.dropped,
-                 "failed": w.failed, "bytes_written": w.bytes_written,
-                 "cpu_ms_total": w.cpu_ms_total, "evicted": r.evicted,
-                 "evicted_pending": r.evicted_pending, "items": r.items, "bytes": r.bytes,
-                 "queue_depth": self.writer.depth(), "disk_full": int(w.disk_full)}
-        return samples_from_stats("edge_agent_evidence", {}, stats, "Evidence store",
-                                 counters=COUNTERS)

@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,13 +52,14 @@ class EvidenceJob:
 
 @dataclass
 class WriterStats:
-    queued: int = 0
-    written: int = 0
+    queued: int = 0  # frames taken by the writer's queue
+    written: int = 0  # evidence items stored (images and sidecar complete on disk)
     dropped: int = 0  # queue full: evidence not taken (the verdict and records go on)
     failed: int = 0  # not stored: disk full, write or encoding error
-    bytes_written: int = 0
-    cpu_ms_total: float = 0.0  # writer-thread CPU spent encoding and writing
-    disk_full: bool = False
+    bytes_written: int = 0  # bytes of images and sidecars stored
+    cpu_s: float = 0.0  # writer-thread CPU spent encoding and writing, since start
+    disk_full: bool = False  # the last item could not be stored for lack of space
+    queue_depth: int = 0  # frames waiting for the writer now
 
 
 class EvidenceWriter:
@@ -91,6 +92,9 @@ class EvidenceWriter:
 
     def depth(self) -> int:
         return self._q.qsize()
+
+    def snapshot(self) -> WriterStats:
+        return replace(self.stats, queue_depth=self.depth())
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what is queued (within `timeout`), then end the thread."""
@@ -137,7 +141,7 @@ class EvidenceWriter:
             self.stats.failed += 1
             error = f"evidence {job.eid}: {type(exc).__name__}: {exc}"
             log.exception("evidence %s not stored", job.eid)
-        self.stats.cpu_ms_total += (time.thread_time() - t0) * 1000
+        self.stats.cpu_s += time.thread_time() - t0
         if job.done is not None:
             try:
                 job.done(job, ref, error)

@@ -1,19 +1,26 @@
-"""sd_notify(3) over a Unix datagram socket: READY=1, WATCHDOG=1, STATUS=, STOPPING=1.
+"""sd_notify(3) over a Unix datagram socket: READY=1, RELOADING=1, WATCHDOG=1, STATUS=,
+STOPPING=1.
 
 The protocol is one datagram of newline-separated KEY=VALUE pairs sent to the socket
 named by $NOTIFY_SOCKET (a path, or an abstract name when it starts with '@'). Without
 $NOTIFY_SOCKET (not run by systemd, or not Type=notify) every call is a no-op.
 $WATCHDOG_USEC (with $WATCHDOG_PID, when set, naming this process) enables the
 watchdog; systemd recommends pinging at half the interval, which `watchdog_interval_s`
-holds.
+holds. `StatusLine` keeps STATUS= current without flooding the manager.
+
+A reload (SIGHUP) is `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC in µs, as
+systemd asks since v253, so it can tell this reload from an earlier one), then
+`READY=1` once the reload is over, applied or refused.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent.logutil import RepeatLimiter
@@ -62,6 +69,10 @@ class SdNotifier:
     def ready(self) -> None:
         self._send("READY=1")
 
+    def reloading(self) -> None:
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self._send(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+
     def watchdog(self) -> None:
         if self._send("WATCHDOG=1"):
             self._pings += 1
@@ -90,4 +101,38 @@ class SdNotifier:
             return False
         self._sent += 1
         self._limiter.recovered()
+        return True
+
+
+_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
+
+
+class StatusLine:
+    """STATUS= as `systemctl status` shows it, kept current.
+
+    Call `update(text)` as often as the state is looked at: a change in the words
+    (a check failing or recovering, a station paused, stopping) is sent at once; a
+    change only in the numbers (counters) at most every `refresh_s`. An unchanged
+    text is not sent again.
+    """
+
+    def __init__(self, notifier: SdNotifier, refresh_s: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._notifier = notifier
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._sent: str | None = None
+        self._sent_at = 0.0
+
+    def update(self, text: str) -> bool:
+        """Send `text` when due; True when it was sent."""
+        text = " ".join(text.split())
+        if text == self._sent:
+            return False
+        now = self._clock()
+        words_changed = self._sent is None or _NUMBER.sub("#", text) != _NUMBER.sub("#", self._sent)
+        if not words_changed and now - self._sent_at < self._refresh_s:
+            return False
+        self._notifier.status(text)
+        self._sent, self._sent_at = text, now
         return True

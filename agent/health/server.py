@@ -1,14 +1,21 @@
 """Health HTTP server: /healthz, /metrics, /status on asyncio streams, bounded.
 
 A deliberately small HTTP/1.x server (GET and HEAD, one request per connection) so
-that a request flood, a slow client or garbage cannot grow without bound or block
-the event loop for long:
+that a request flood, slow clients (slowloris) or garbage can neither deny an
+authorised monitor nor grow without bound or block the event loop for long:
 
-- at most `max_connections` requests are served at once; up to `max_overflow` more
-  connections get an immediate 503, anything beyond that is closed unanswered (counted);
+- a connection holds no slot until its request head is complete: heads still arriving
+  are *pending*, at most `max_pending` of them; a new connection over the bound, or over
+  `max_pending_per_client` for its client address, evicts the oldest *slow* pending one
+  (it sent part of a head, or nothing for a while), closed unanswered and counted. A
+  client that sends its request at once (every real monitor) is never slow, so a flood
+  of slow connections cannot keep it out, even from the same address; each head must be
+  complete within `header_timeout_s` (else 408);
+- the bearer token is checked as soon as the head is in: without it, 401 at once;
+- at most `max_connections` replies are being written at once (503 beyond), each within
+  `write_timeout_s`;
 - a request head larger than `max_request_bytes` gets 431, a malformed one 400, an
-  unknown path 404, another method 405, a client slower than `request_timeout_s` 408;
-- with a bearer token configured every path needs `Authorization: Bearer <token>` (401);
+  unknown path 404, another method 405;
 - /metrics is rendered at most once per `metrics_cache_s` (a few ms of CPU on the event
   loop each time): rapid or concurrent scrapes share the last rendering.
 """
@@ -16,19 +23,18 @@ the event loop for long:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsIndex
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agent.health.metrics import GaugeSample, Metrics
+from agent.health.metrics import Metrics
 from agent.health.status import HealthChecks
 
 log = logging.getLogger(__name__)
@@ -43,19 +49,23 @@ _JSON = "application/json"
 
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
-    max_connections: int = 16
-    max_overflow: int = 64  # extra connections answered 503 at once; beyond: closed unanswered
+    max_connections: int = 16  # replies being written at once; beyond: 503
+    max_pending: int = 128  # connections whose request head is still arriving
+    max_pending_per_client: int = 32  # the same, per client address
     max_request_bytes: int = 8192
-    request_timeout_s: float = 5.0
+    header_timeout_s: float = 2.0  # accept -> complete request head
+    write_timeout_s: float = 2.0  # a reply must be taken within this
     metrics_cache_s: float = 0.5
+    backlog: int = 512  # listen() queue: a connection flood must not drop a monitor's SYN
 
 
 @dataclass(frozen=True, slots=True)
 class ServerStats:
     responses: dict[int, int]  # by status code
-    busy_rejected: int  # answered 503 because max_connections were busy
-    dropped: int  # closed unanswered beyond max_overflow
-    active: int
+    busy_rejected: int  # answered 503 because max_connections replies were being written
+    dropped: int  # pending connections evicted (closed unanswered) for newer ones
+    active: int  # connections open now (pending or being answered)
+    pending: int = 0  # connections whose request head is still arriving
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,36 @@ class _Response:
     body: bytes
     content_type: str = _JSON
     headers: tuple[tuple[str, str], ...] = ()
+
+
+SLOW_AFTER_S = 0.25  # a pending connection that sent nothing for this long may be evicted
+
+
+class _HeadReader(asyncio.StreamReader):
+    """A StreamReader that knows whether data came in and whether the head is complete."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.fed = self.complete = False
+        self._tail = b""
+
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
+        data = bytes(data)
+        super().feed_data(data)
+        self.fed = True
+        self.complete = self.complete or b"\r\n\r\n" in self._tail + data
+        self._tail = (self._tail + data)[-3:]
+
+    def slow(self, old: bool) -> bool:
+        """Evictable: part of a head came in (not all of it), or nothing for long (`old`)."""
+        return not self.complete and (self.fed or old)
+
+
+@dataclass(slots=True)
+class _Pending:
+    client: str
+    reader: _HeadReader
+    since: float
 
 
 class _HttpError(Exception):
@@ -131,7 +171,9 @@ class HealthServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
-        self._active = self._overflow = 0
+        self._pending: dict[asyncio.StreamWriter, _Pending] = {}  # oldest first
+        self._per_client: Counter[str] = Counter()
+        self._writing = 0
         self._responses: Counter[int] = Counter()
         self._busy = self._dropped = 0
         self._metrics_cache: tuple[float, bytes] | None = None  # (monotonic time, text)
@@ -146,8 +188,14 @@ class HealthServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connect, self._host, self._port, limit=self.limits.max_request_bytes)
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = _HeadReader(self.limits.max_request_bytes, loop)
+            return asyncio.StreamReaderProtocol(reader, self._on_connect, loop=loop)
+
+        self._server = await loop.create_server(protocol, self._host, self._port,
+                                                backlog=self.limits.backlog)
         log.info("health server listening on %s:%d", self._host, self.port)
 
     async def stop(self) -> None:
@@ -161,16 +209,8 @@ class HealthServer:
         await server.wait_closed()
 
     def stats(self) -> ServerStats:
-        return ServerStats(dict(self._responses), self._busy, self._dropped, self._active)
-
-    def gauge_samples(self) -> list[GaugeSample]:
-        s = self.stats()
-        out = [GaugeSample("edge_agent_health_responses_total", {"code": str(code)}, n,
-                           "Health server responses by status code", "counter")
-               for code, n in sorted(s.responses.items())]
-        out.append(GaugeSample("edge_agent_health_dropped_total", {}, s.dropped,
-                               "Health connections closed unanswered (flood)", "counter"))
-        return out
+        return ServerStats(dict(self._responses), self._busy, self._dropped, len(self._writers),
+                           len(self._pending))
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -178,60 +218,85 @@ class HealthServer:
             self._tasks.add(task)
         self._writers.add(writer)
         try:
-            await self._dispatch(reader, writer)
+            await self._serve(reader, writer)
         except Exception:
             log.exception("health server: connection handler failed")
         finally:
+            self._unpend(writer)
             self._writers.discard(writer)
             if not writer.is_closing():
                 writer.transport.abort()
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _dispatch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # ------------------------------------------------------------ pending heads
+    def _admit(self, reader: _HeadReader, writer: asyncio.StreamWriter) -> bool:
+        """Count the new connection as pending. Over the client's bound, evict that client's
+        oldest slow one; over the total bound, the oldest slow one of the client holding the
+        most, else of anyone; refuse this one (False) only when none is slow yet."""
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         lim = self.limits
-        if self._active >= lim.max_connections:
-            if self._overflow >= lim.max_overflow:
+        if self._per_client[client] >= lim.max_pending_per_client:
+            self._evict_oldest(client)
+        if len(self._pending) >= lim.max_pending:
+            heaviest = max(self._per_client, key=self._per_client.__getitem__)
+            if not self._evict_oldest(heaviest) and not self._evict_oldest(None):
+                return False
+        self._pending[writer] = _Pending(client, reader, time.monotonic())
+        self._per_client[client] += 1
+        return True
+
+    def _evict_oldest(self, client: str | None) -> bool:
+        """Close the oldest pending connection (of `client`, or of anyone) that is slow: it
+        sent part of a head, or nothing for SLOW_AFTER_S. One not read from yet (accepted in
+        the same burst as a flood) or whose head is complete is never chosen."""
+        young = time.monotonic() - SLOW_AFTER_S
+        for writer, p in self._pending.items():
+            if client in (None, p.client) and p.reader.slow(p.since < young):
+                self._unpend(writer)
                 self._dropped += 1
                 writer.transport.abort()
-                return
-            self._busy += 1
-            self._overflow += 1
-            try:
-                await self._serve_busy(reader, writer)
-            finally:
-                self._overflow -= 1
-            return
-        self._active += 1
+                return True
+        return False
+
+    def _unpend(self, writer: asyncio.StreamWriter) -> None:
+        p = self._pending.pop(writer, None)
+        if p is not None:
+            self._per_client[p.client] -= 1
+            if self._per_client[p.client] <= 0:
+                del self._per_client[p.client]
+
+    async def _read_head(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        assert isinstance(reader, _HeadReader)
+        if not self._admit(reader, writer):
+            self._dropped += 1
+            raise ConnectionAbortedError("too many pending connections")
         try:
-            await self._serve(reader, writer)
+            return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
+                                          self.limits.header_timeout_s)
         finally:
-            self._active -= 1
+            self._unpend(writer)
 
-    async def _serve_busy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Read the head briefly so that closing does not reset the connection under the reply.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.25)
-        await self._reply(writer, _error(503, "too many concurrent health requests"),
-                          head_only=False)
-
+    # ------------------------------------------------------------ requests
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head_only = False
         try:
-            head = await asyncio.wait_for(
-                reader.readuntil(b"\r\n\r\n"), self.limits.request_timeout_s)
-            method, path, headers = _parse_head(head)
+            method, path, headers = _parse_head(await self._read_head(reader, writer))
             head_only = method == "HEAD"
             response = self._route(method, path, headers)
         except _HttpError as exc:
             response = _error(exc.code, exc.detail)
         except TimeoutError:
-            response = _error(408, f"no complete request within {self.limits.request_timeout_s} s")
+            response = _error(408, f"no complete request within {self.limits.header_timeout_s} s")
         except asyncio.LimitOverrunError:
             response = _error(431, f"request head over {self.limits.max_request_bytes} bytes")
         except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-            return  # the client went away before sending a request: nothing to answer
+            writer.transport.abort()
+            return  # the client went away (or was evicted) before its request: nothing to answer
+        if self._writing >= self.limits.max_connections:
+            self._busy += 1
+            response = _error(503, "too many health replies being written")
         await self._reply(writer, response, head_only)
 
     def _route(self, method: str, path: str, headers: dict[str, str]) -> _Response:
@@ -288,11 +353,18 @@ class HealthServer:
         data = ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head_only else r.body)
         try:
             writer.write(data)
-            await asyncio.wait_for(writer.drain(), self.limits.request_timeout_s)
+        except ConnectionError:
+            writer.transport.abort()
+            return
+        if writer.transport.get_write_buffer_size() == 0:  # all in the socket: nothing to wait
+            writer.close()
+            return
+        self._writing += 1
+        try:
+            await asyncio.wait_for(writer.drain(), self.limits.write_timeout_s)
         except (TimeoutError, ConnectionError):
             writer.transport.abort()
             return
         finally:
-            writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self._writing -= 1
+        writer.close()

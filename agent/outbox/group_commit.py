@@ -7,6 +7,10 @@ as the previous commit carried (they are usually about to come back), runs them
 all in ONE transaction with a savepoint each, commits once (one fsync), then
 settles every future. A failed commit (full disk, I/O error) fails
 every operation of the transaction; a bug in one operation fails only that one.
+
+A store that could not be opened (a full disk at start) is given to the writer as
+an `opener` instead of a connection: the thread tries it again at most once per
+`idle_s`, and fails every operation at once (StoreUnavailable) until it succeeds.
 """
 
 from __future__ import annotations
@@ -68,11 +72,18 @@ class WriterHooks:
 _STOP = object()
 
 
+Opener = Callable[[], sqlite3.Connection]
+
+
 class GroupCommitWriter:
-    def __init__(self, conn: sqlite3.Connection, synchronous: str, window_s: float,
-                 hooks: WriterHooks, idle_s: float = 1.0) -> None:
-        """`hooks.when_idle` runs when no operation came for `idle_s`, and at least that often."""
+    def __init__(self, conn: sqlite3.Connection | None, synchronous: str, window_s: float,
+                 hooks: WriterHooks, idle_s: float = 1.0, opener: Opener | None = None) -> None:
+        """`hooks.when_idle` runs when no operation came for `idle_s`, and at least that often.
+        With `conn` None, `opener()` makes the connection (retried; see the module doc)."""
         self._conn = conn
+        self._opener = opener
+        self._open_error: BaseException | None = None
+        self._next_open = 0.0
         self._synchronous = synchronous
         self._current_sync = synchronous
         self._window_s = window_s
@@ -122,11 +133,13 @@ class GroupCommitWriter:
             self._finish()
 
     def _cycle(self) -> bool:
+        self._try_open()
         try:
             first = self._queue.get(timeout=self._idle_s)
         except queue.Empty:
             first = None
-        if first is None or time.monotonic() - self._last_idle >= self._idle_s:
+        if self._conn is not None and (
+                first is None or time.monotonic() - self._last_idle >= self._idle_s):
             self._last_idle = time.monotonic()  # at least once per idle_s, busy or not
             self._guarded(self._hooks.when_idle)
         if first is None:
@@ -162,10 +175,30 @@ class GroupCommitWriter:
             self._expect = durable
         return jobs, False
 
+    def _try_open(self) -> None:
+        now = time.monotonic()
+        if self._conn is not None or self._opener is None or now < self._next_open:
+            return
+        self._next_open = now + self._idle_s
+        try:
+            self._conn = self._opener()
+        except Exception as exc:  # noqa: BLE001 - the writer thread must survive
+            self._open_error = exc
+            self._hooks.after_failure(exc)
+
+    def _not_open(self, jobs: list[_Job]) -> None:
+        exc = self._open_error or StoreUnavailable("not open")
+        self._hooks.after_failure(exc)
+        err = (DiskFull if is_disk_full(exc) else StoreUnavailable)(f"outbox not open: {exc}")
+        _settle_all([(job, None, err) for job in jobs])
+
     def _transaction(self, jobs: list[_Job]) -> None:
         tx = Changes()
         results: list[Outcome] = []
         conn = self._conn
+        if conn is None:
+            self._not_open(jobs)
+            return
         try:
             self._set_sync(any(j.durable for j in jobs))
             conn.execute("BEGIN IMMEDIATE")
@@ -185,6 +218,7 @@ class GroupCommitWriter:
 
     def _run_one(self, job: _Job, tx: Changes) -> Outcome:
         conn = self._conn
+        assert conn is not None
         conn.execute("SAVEPOINT op")
         job.changes.parent = tx
         try:
@@ -204,18 +238,20 @@ class GroupCommitWriter:
 
     def _set_sync(self, durable: bool) -> None:
         wanted = self._synchronous if durable else "NORMAL"
-        if wanted != self._current_sync:
+        if wanted != self._current_sync and self._conn is not None:
             self._conn.execute(f"PRAGMA synchronous = {wanted}")
             self._current_sync = wanted
 
     def _rollback(self) -> None:
         try:
-            if self._conn.in_transaction:
+            if self._conn is not None and self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
         except sqlite3.Error:
             log.debug("rollback failed", exc_info=True)
 
     def _guarded(self, fn: Callable[[sqlite3.Connection], None]) -> None:
+        if self._conn is None:
+            return
         try:
             fn(self._conn)
         except Exception as exc:  # noqa: BLE001 - the writer thread must survive
@@ -231,7 +267,8 @@ class GroupCommitWriter:
             if isinstance(item, _Job):
                 _settle_all([(item, None, StoreUnavailable("outbox is closed"))])
         self._guarded(self._hooks.on_close)
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 def flush_counters(conn: sqlite3.Connection, tx: Changes) -> None:

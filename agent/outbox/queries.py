@@ -161,6 +161,12 @@ def max_seq(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchone()[0])
 
 
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The highest sequence number ever given out (AUTOINCREMENT keeps it after deletes)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def oldest_ts(conn: sqlite3.Connection, sink: str) -> float | None:
     """created_ts of the oldest waiting record (the heads of in-flight and ready)."""
     heads = [conn.execute("SELECT created_ts FROM records WHERE sink = ? AND status = ? "

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field, replace
 
 # Counters persisted in the `counters` table, updated in the transaction that causes them.
-COUNTERS = ("sent", "retried", "evicted", "refused", "dead_lettered")
+COUNTERS = ("sent", "retried", "evicted", "refused", "dead_lettered", "lost")
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,9 @@ class SinkOutboxStats:
     bytes: payload bytes held for the sink, dead rows included (what max_bytes bounds).
     oldest_age_s: age of the oldest waiting record (0 when empty).
     sent, retried, evicted, refused, dead_lettered: counters since the store was created.
+    refused: not taken by the bound (on_full=refuse_new, larger than max_bytes) or not
+    encodable; lost: taken but gone by a fault - the store could not write them (full disk,
+    I/O error) or they were missing from the database at a start (watermark.py).
     dead: dead-lettered rows held now (`edge-agent outbox retry` sends them again).
     """
 
@@ -29,6 +32,7 @@ class SinkOutboxStats:
     refused: int = 0
     dead: int = 0
     dead_lettered: int = 0
+    lost: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class StoreStats:
     disk_full_events: int = 0  # transactions that failed with a full disk
     errors: int = 0  # other failed transactions (I/O error, corruption, bugs)
     moved_aside: str | None = None  # where a corrupt or foreign file was moved at open
+    opened: bool = True  # False while the file cannot be opened (full disk at start)
+    lost_at_start: int = 0  # committed records found missing (or quarantined) at open
     commits: int = 0
     records_committed: int = 0
 
@@ -110,6 +116,10 @@ class StatsBook:
             for (sink, name), value in counters.items():
                 book = self._sink(sink)
                 book.counters[name] = max(value, memory.get(sink, {}).get(name, 0))
+            for sink, counted in memory.items():  # counts the file never took (full disk)
+                book = self._sink(sink)
+                for name, value in counted.items():
+                    book.counters[name] = max(book.counters[name], value)
 
     def apply(self, ch: Changes, oldest: dict[str, float | None]) -> None:
         with self._lock:
@@ -135,6 +145,11 @@ class StatsBook:
     def update_store(self, **changes: object) -> None:
         with self._lock:
             self.store = replace(self.store, **changes)  # type: ignore[arg-type]
+
+    def held(self) -> dict[str, int]:
+        """sink -> rows held (waiting + dead): what the high-water mark notes."""
+        with self._lock:
+            return {s: b.depth + b.dead for s, b in self._sinks.items()}
 
     def snapshot(self, now: float) -> dict[str, SinkOutboxStats]:
         with self._lock:

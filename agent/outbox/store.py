@@ -5,6 +5,13 @@ Concurrent callers share one commit (group_commit.py). Forwarders lease batches
 in order, then ack (delete), release (back to ready, counted as retried) or bury
 (dead, with the reason). Records stored by an earlier process, or leased before,
 come back with `replayed=True`.
+
+Lost data is never silent: records committed in an earlier run and missing now (a
+damaged WAL, a quarantined file; watermark.py) and records the store could not write
+(full disk) are counted per sink as `lost` and reported as a `Loss` to the listener
+(`set_loss_listener`: the daemon raises an alarm record, an audit line and a log). A
+full disk at start does not stop the daemon: the store starts closed, counts what it
+cannot take, and opens itself once space returns.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import partial
@@ -22,10 +30,17 @@ from agent.config.models import OutboxSettings
 from agent.logutil import RepeatLimiter
 from agent.outbox import queries
 from agent.outbox.codec import Encoded, Leased, encode
-from agent.outbox.group_commit import GroupCommitWriter, StoreUnavailable, WriterHooks
-from agent.outbox.schema import open_or_replace
+from agent.outbox.group_commit import (
+    GroupCommitWriter,
+    StoreUnavailable,
+    WriterHooks,
+    flush_counters,
+    is_disk_full,
+)
+from agent.outbox.opening import open_store
 from agent.outbox.stats import Changes, SinkOutboxStats, StatsBook, StoreStats
 from agent.outbox.upkeep import Upkeep
+from agent.outbox.watermark import Loss, Watermark
 from agent.sinks.outbox_policy import OutboxPolicy
 from agent.types import Record
 
@@ -36,35 +51,97 @@ SWEEP_EVERY_S = 1.0
 
 
 class Outbox:
-    def __init__(self, writer: GroupCommitWriter, upkeep: Upkeep,
-                 policies: Mapping[str, OutboxPolicy], replay_upto_seq: int) -> None:
-        self._writer = writer
+    def __init__(self, upkeep: Upkeep, policies: Mapping[str, OutboxPolicy]) -> None:
+        """Use `Outbox.open`."""
+        self._writer: GroupCommitWriter  # set by `open`, once the first try to open is made
         self._upkeep = upkeep
         self._book = upkeep.book
         self._policies = dict(policies)
-        self._replay_upto = replay_upto_seq
+        self._replay_upto = 0
         self._last_sweep: dict[str, float] = {}  # writer thread only
         self._listeners: dict[str, list[Callable[[], None]]] = {}
         self._refusing = RepeatLimiter(log, "outbox refused a record")
+        self._loss_lock = threading.Lock()
+        self._on_loss: tuple[asyncio.AbstractEventLoop, Callable[[Loss], None]] | None = None
+        self._losses: list[Loss] = []  # reported before a listener was set
+        self._unstored: dict[str, int] = {}  # sink -> records not stored in this episode
 
     @classmethod
     def open(cls, path: Path, settings: OutboxSettings,
              policies: Mapping[str, OutboxPolicy]) -> Outbox:
-        """Open (or create) the store; in-flight rows of an earlier process become ready."""
-        conn, aside = open_or_replace(Path(path), settings.synchronous)
-        restored = _restore_inflight(conn)
-        if restored:
-            log.info("outbox %s: %d record(s) in flight at the last stop are ready again",
-                     path, restored)
-        upkeep = Upkeep(StatsBook(str(path)))
-        upkeep.load(conn)
-        upkeep.book.update_store(moved_aside=str(aside) if aside else None)
+        """Open (or create) the store; in-flight rows of an earlier process become ready.
+        On a full disk it starts closed (records counted as lost) and keeps trying."""
+        path = Path(path)
+        upkeep = Upkeep(StatsBook(str(path)), Watermark(path))
+        box = cls(upkeep, policies)
+        try:
+            conn: sqlite3.Connection | None = box._open_now(path, settings.synchronous)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            log.error("OUTBOX %s CANNOT BE OPENED (%s): records are counted as lost until "
+                      "space is freed; tried again every second; inspection and PLC commands "
+                      "continue", path, exc)
+            upkeep.book.update_store(opened=False, disk_full=True, disk_full_events=1)
+            conn = None
         hooks = WriterHooks(upkeep.after_commit, upkeep.after_failure, upkeep.when_idle,
                             upkeep.on_close)
-        writer = GroupCommitWriter(conn, settings.synchronous,
-                                   settings.group_commit_ms / 1000.0, hooks)
-        writer.start()
-        return cls(writer, upkeep, policies, queries.max_seq(conn))
+        box._writer = GroupCommitWriter(conn, settings.synchronous,
+                                        settings.group_commit_ms / 1000.0, hooks,
+                                        opener=partial(box._open_now, path, settings.synchronous))
+        box._writer.start()
+        return box
+
+    def _open_now(self, path: Path, synchronous: str) -> sqlite3.Connection:
+        opened = open_store(path, synchronous, self._upkeep)
+        self._replay_upto = opened.replay_upto_seq
+        if opened.loss is not None:
+            self._report_loss(opened.loss)
+        return opened.conn
+
+    # --- losses --------------------------------------------------------------
+
+    def set_loss_listener(self, callback: Callable[[Loss], None]) -> None:
+        """`callback(loss)` runs on this loop for every loss, those found at open included."""
+        loop = asyncio.get_running_loop()
+        with self._loss_lock:
+            self._on_loss = (loop, callback)
+            early, self._losses = self._losses, []
+        for loss in early:
+            loop.call_soon(callback, loss)
+
+    def _report_loss(self, loss: Loss) -> None:
+        """Log it, and hand it to the listener (any thread)."""
+        if not loss.ongoing:
+            log.error("OUTBOX LOST %s RECORD(S) (%s, by sink: %s): %s",
+                      loss.total if loss.lost or loss.cause != "quarantined" else "AN UNKNOWN "
+                      "NUMBER OF", loss.cause, loss.lost, loss.detail)
+        with self._loss_lock:
+            if self._on_loss is None:
+                self._losses.append(loss)
+                return
+            loop, callback = self._on_loss
+        try:
+            loop.call_soon_threadsafe(callback, loss)
+        except RuntimeError:
+            log.debug("loss reported after the loop closed: %s", loss)
+
+    def _not_stored(self, sink: str, n: int, exc: Exception) -> None:
+        """Records the store could not write: lost (counted); the first one starts an episode."""
+        self._book.count(sink, "lost", n)
+        first = not self._unstored
+        self._unstored[sink] = self._unstored.get(sink, 0) + n
+        if first:
+            self._report_loss(Loss("not_stored", {sink: n}, f"the outbox cannot store "
+                                   f"records: {exc}", self._book.store.path, ongoing=True))
+
+    def _stored_again(self) -> None:
+        if self._unstored:
+            lost, self._unstored = self._unstored, {}
+            self._writer.submit(partial(_persist_lost, lost), durable=False)
+            self._report_loss(Loss("not_stored", lost, "records could not be stored (full "
+                                   "disk or write errors) until now; they will not be "
+                                   "delivered", self._book.store.path))
 
     def policy(self, sink: str) -> OutboxPolicy:
         return self._policies.get(sink) or self._policies.setdefault(sink, OutboxPolicy())
@@ -116,7 +193,7 @@ class Outbox:
         try:
             done = await fut
         except StoreUnavailable as exc:
-            self._book.count(sink, "refused", len(encoded))
+            self._not_stored(sink, len(encoded), exc)
             self._refusing.failure("%d record(s) for sink %s, first %s: %s", len(encoded),
                                    sink, records[encoded[0][0]].id, exc)
             return stored
@@ -129,6 +206,7 @@ class Outbox:
             self._refusing.failure("%s for sink %s: outbox bound reached (on_full=%s)",
                                    first, sink, self.policy(sink).on_full)
         if any(done):
+            self._stored_again()
             for wake in self._listeners.get(sink, ()):
                 wake()
         return stored
@@ -207,8 +285,10 @@ def _call(fn: Callable[..., int], sink: str, seqs: Sequence[int],
     return fn(conn, ch, sink, seqs)
 
 
-def _restore_inflight(conn: sqlite3.Connection) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    n = queries.reset_inflight(conn)
-    conn.execute("COMMIT")
-    return n
+def _persist_lost(lost: dict[str, int], conn: sqlite3.Connection, _: Changes) -> None:
+    """Add records counted as lost in memory only (the file could not take them) to the
+    persisted counters; the book has them already."""
+    ch = Changes()
+    for sink, n in lost.items():
+        ch.count(sink, "lost", n)
+    flush_counters(conn, ch)

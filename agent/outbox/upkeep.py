@@ -1,4 +1,5 @@
-"""What the writer thread does around transactions: keep the stats true, log trouble once."""
+"""What the writer thread does around transactions: keep the stats and the high-water mark
+true, log trouble once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from agent.logutil import RepeatLimiter
 from agent.outbox import queries
 from agent.outbox.group_commit import is_disk_full
 from agent.outbox.stats import Changes, StatsBook
+from agent.outbox.watermark import Watermark
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +19,10 @@ log = logging.getLogger(__name__)
 class Upkeep:
     """Writer-thread hooks: after a commit, after a failure, when idle, at close."""
 
-    def __init__(self, book: StatsBook) -> None:
+    def __init__(self, book: StatsBook, mark: Watermark) -> None:
         self.book = book
+        self.mark = mark
+        self._max_seq = 0
         self._disk = RepeatLimiter(log, "outbox disk full", logging.ERROR)
         self._errors = RepeatLimiter(log, "outbox write failed", logging.ERROR)
         self._evicting = RepeatLimiter(log, "outbox evicting")
@@ -31,10 +35,19 @@ class Upkeep:
         names = set(rows) | {s for s, _ in counters}
         self.book.reset(rows, counters, {s: queries.oldest_ts(conn, s) for s in names})
         self._data_version = _data_version(conn)
+        self._max_seq = queries.last_seq(conn)
+
+    def note(self) -> None:
+        """Write the high-water mark from what the book holds now."""
+        self.mark.write(self._max_seq, self.book.held())
 
     def after_commit(self, conn: sqlite3.Connection, tx: Changes, records: int) -> None:
         oldest = {s: queries.oldest_ts(conn, s) for s in tx.touched}
         self.book.apply(tx, oldest)
+        if any(tx.depth.get(s, 0) + tx.dead.get(s, 0) > 0 for s in tx.touched):
+            self._max_seq = queries.last_seq(conn)  # rows were inserted
+        if tx.touched:
+            self.note()
         for (sink, name), n in tx.counters.items():
             if name == "evicted":
                 self._evicting.failure("sink %s: %d oldest record(s) evicted to stay within "
@@ -52,7 +65,7 @@ class Upkeep:
         store = self.book.store
         if is_disk_full(exc):
             self.book.update_store(disk_full=True, disk_full_events=store.disk_full_events + 1)
-            self._disk.failure("%s: records are refused (counted) until space is freed; "
+            self._disk.failure("%s: records are lost (counted) until space is freed; "
                                "inspection and PLC commands continue", exc)
         else:
             self.book.update_store(errors=store.errors + 1)
@@ -62,10 +75,15 @@ class Upkeep:
         """Another process (`edge-agent outbox retry`) changed the file: count again."""
         if _data_version(conn) != self._data_version:
             self.load(conn)
+            self.note()
+        self.mark.sync()
 
     def on_close(self, conn: sqlite3.Connection) -> None:
         t0 = time.monotonic()
-        busy, wal_pages, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        try:
+            busy, wal_pages, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self.mark.close()
         log.info("outbox checkpointed (%s/%s pages, busy=%s) in %.0f ms", done, wal_pages, busy,
                  (time.monotonic() - t0) * 1000)
 

@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from agent.config.station import StationSignals
+from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.plc_link import PlcLink
@@ -38,22 +39,29 @@ class PlcWiring:
             link = build_plc(name, pc, self.ctx)
             await link.start()
             self.links[name] = link
+            stats = self.agent.metrics.stats
+            stats.register("plc", link.stats, plc=name)
             mine = [(ln, sn, st) for ln, sn, st in cfg.stations() if st.plc == name]
             signals: dict[tuple[str, str], StationSignals] = {
                 (ln, sn): st.signals for ln, sn, st in mine}
             pulses = {(ln, sn): st.reject_pulse_ms for ln, sn, st in mine}
+            counters = CommandCounters.load(self.ctx.state_dir / f"plc-{name}.counters.json")
             disp = CommandDispatcher(link, signals, self.agent.on_outcome,
-                                     reject_pulse_ms=pulses)
+                                     reject_pulse_ms=pulses, counters=counters,
+                                     request_timeout=pc.timeout_ms / 1000)
             await disp.start()
             self.dispatchers[name] = disp
+            stats.register("dispatcher", disp.stats, plc=name)
             if pc.heartbeat.counter or pc.heartbeat.status:
-                hb = Heartbeat(link, pc.heartbeat, self.status_bits)
+                hb = Heartbeat(link, pc.heartbeat, functools.partial(self.status_bits, name))
                 await hb.start()
                 self.heartbeats.append(hb)
+                stats.register("heartbeat", hb.stats, plc=name)
             if pc.reset:
                 rw = ResetWatch(link, pc.reset, self._on_plc_reset, poll_ms=_poll_ms(pc))
                 await rw.start()
                 self.resets.append(rw)
+                stats.register("reset_watch", rw.stats, plc=name)
 
     async def start_triggers(self) -> None:
         for rt in self.agent.stations.values():
@@ -65,11 +73,15 @@ class PlcWiring:
                 functools.partial(self.agent.inspect_part, rt), _poll_ms(pc))
             await trig.start()
             self.triggers.append(trig)
+            self.agent.metrics.stats.register("trigger", trig.stats, line=rt.line,
+                                              station=rt.name, plc=rt.cfg.plc)
 
-    def status_bits(self) -> StatusBits:
-        healthy, camera_ok, model_ok, degraded = self.agent.health.status_bits()
-        return StatusBits(healthy=healthy, camera_ok=camera_ok, model_ok=model_ok,
-                          degraded=degraded)
+    def status_bits(self, plc: str) -> StatusBits:
+        """The heartbeat status of one PLC; held until health is wired (start-up)."""
+        health = getattr(self.agent, "health", None)
+        if health is None:
+            return StatusBits(healthy=False, camera_ok=False, model_ok=False, degraded=False)
+        return health.heartbeat_bits(plc)
 
     def _on_plc_reset(self, plc_name: str) -> None:
         for ln, sn, st in self.agent.cfg.stations():

@@ -112,6 +112,13 @@ class StationRuntime:
         if self.worker is not None:
             self.worker.resume()
 
+    def impossible_since(self) -> float | None:
+        """When inspection became impossible, where known before it was noticed: a frozen
+        camera's picture stopped changing `frozen_after_s` before the freeze was found."""
+        if self.monitor.camera_state is SourceState.STREAMING:
+            return None
+        return self.camera.frozen_since
+
     def last_progress(self) -> float:
         """Monotonic time of the last finished inspection (for the systemd watchdog)."""
         if self.worker is not None and not self.paused:

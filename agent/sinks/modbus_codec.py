@@ -2,13 +2,15 @@
 
 32-bit types take two 16-bit registers; `word_order` "big" puts the high word
 first (Modicon convention), "little" the low word first. Bytes inside a
-register are always big-endian, as the Modbus spec says.
+register are always big-endian, as the Modbus spec says. `register_runs` groups
+writes to holding registers that follow each other into runs, each one FC16 request.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass, field
 from typing import Literal
 
 from agent.sinks.modbus_address import ModbusAddress
@@ -60,3 +62,42 @@ def decode(addr: ModbusAddress, registers: list[int], word_order: WordOrder) -> 
     raw = b"".join(int(w).to_bytes(2, "big") for w in words)
     value = struct.unpack(_FORMAT[addr.dtype], raw)[0]
     return float(value) if addr.dtype == "f32" else int(value)
+
+
+@dataclass
+class RegisterRun:
+    """Writes that one request can carry: holding registers back to back, or one write."""
+
+    addresses: list[ModbusAddress] = field(default_factory=list)
+    values: list[int | bool | float] = field(default_factory=list)
+    words: list[int] = field(default_factory=list)
+
+    @property
+    def start(self) -> int:
+        return self.addresses[0].index
+
+    @property
+    def label(self) -> str:
+        last = self.addresses[-1]
+        return f"hr:{self.start}..{last.index + last.width - 1}"
+
+    def takes(self, addr: ModbusAddress) -> bool:
+        last = self.addresses[-1] if self.addresses else None
+        return (last is not None and last.table == "hr" and addr.table == "hr"
+                and addr.index == last.index + last.width)
+
+
+def register_runs(items: list[tuple[ModbusAddress, int | bool | float]],
+                  word_order: WordOrder) -> list[RegisterRun]:
+    """Split `items` (in order) into runs; each value checked against its address type."""
+    runs: list[RegisterRun] = []
+    for addr, value in items:
+        value = check_value(addr, value)
+        if not runs or not runs[-1].takes(addr):
+            runs.append(RegisterRun())
+        run = runs[-1]
+        run.addresses.append(addr)
+        run.values.append(value)
+        if addr.table == "hr":
+            run.words.extend(encode(addr, value, word_order))
+    return runs

@@ -3,22 +3,35 @@
 Addresses are `coil:N`, `di:N`, `hr:N[:type]`, `ir:N[:type]` (see
 `modbus_address`). Writes go to coils and holding registers only; 32-bit
 values use the PLC's word order. With `verify_writes` every write is read back
-and compared.
+and compared. `write_many` puts holding registers that follow each other into one
+FC16 request. Modbus exceptions 5, 6, 10 and 11 are transient (`PlcBusy`: retried
+within the deadline); 1-4 and any other are permanent (`PlcRejected`, the exception
+named).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.link_base import SupervisedLink
-from agent.control.plc_link import PlcRejected, PlcUnavailable, Value
+from agent.control.plc_link import PlcBusy, PlcRejected, PlcUnavailable, Value
 from agent.sinks.modbus_address import ModbusAddress, parse_modbus_address
-from agent.sinks.modbus_codec import CodecError, WordOrder, check_value, decode, encode
+from agent.sinks.modbus_codec import (
+    CodecError,
+    RegisterRun,
+    WordOrder,
+    check_value,
+    decode,
+    encode,
+    register_runs,
+)
 
 log = logging.getLogger(__name__)
 ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
@@ -90,6 +103,40 @@ class ModbusLink(SupervisedLink):
             raise
         self._stats.writes += 1
 
+    async def write_many(self, items: Sequence[tuple[str, Value]], timeout: float) -> None:
+        """Write in order; holding registers that follow each other go in one FC16."""
+        try:
+            runs = register_runs([(self._writable(a), v) for a, v in items], self.word_order)
+        except CodecError as exc:
+            raise PlcRejected(", ".join(a for a, _ in items), str(exc)) from None
+        end = time.monotonic() + timeout
+        for run in runs:
+            label = run.label if len(run.addresses) > 1 else str(run.addresses[0])
+            try:
+                await self._request("write", label, functools.partial(self._write_run, run),
+                                    max(0.001, end - time.monotonic()))
+            except Exception:
+                self._stats.write_failures += 1
+                raise
+            self._stats.writes += 1
+
+    def _writable(self, address: str) -> ModbusAddress:
+        addr = self.address(address)
+        if not addr.writable:
+            raise PlcRejected(address, f"{addr.table} is read-only")
+        return addr
+
+    async def _write_run(self, run: RegisterRun) -> None:
+        if len(run.addresses) == 1:
+            await self._write(run.addresses[0], run.values[0])
+            return
+        client = self._live_client()
+        rr = await client.write_registers(run.start, run.words, device_id=self.device_id)
+        self._check(run.label, rr)
+        if self.verify_writes:
+            for addr, value in zip(run.addresses, run.values, strict=True):
+                await self._verify(addr, value)
+
     async def read(self, address: str, timeout: float) -> Value:
         addr = self.address(address)
         try:
@@ -134,12 +181,24 @@ class ModbusLink(SupervisedLink):
             raise PlcUnavailable(f"plc {self.name}: not connected")
         return self._client
 
-    def _check(self, addr: ModbusAddress, rr: Any) -> None:
-        if rr.isError():
-            code = getattr(rr, "exception_code", None)
-            raise PlcRejected(str(addr), f"PLC answered Modbus exception {code} ({_exc_name(code)})")
+    def _check(self, where: ModbusAddress | str, rr: Any) -> None:
+        if not rr.isError():
+            return
+        code = getattr(rr, "exception_code", None)
+        what = f"PLC answered Modbus exception {code} ({exception_name(code)})"
+        if code in TRANSIENT:
+            raise PlcBusy(f"plc {self.name}: {where}: {what}", maybe_applied=code == ACKNOWLEDGE)
+        raise PlcRejected(str(where), what)
 
 
-def _exc_name(code: int | None) -> str:
-    return {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-            4: "device failure", 6: "device busy", 11: "gateway: no response"}.get(code or 0, "?")
+ACKNOWLEDGE = 5  # accepted, still working on it: may take effect
+TRANSIENT = {ACKNOWLEDGE, 6, 10, 11}
+_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+          4: "server device failure", 5: "acknowledge: still processing", 6: "server device busy",
+          8: "memory parity error", 10: "gateway path unavailable",
+          11: "gateway target device failed to respond"}
+
+
+def exception_name(code: int | None) -> str:
+    """The Modbus specification's name of an exception code."""
+    return _NAMES.get(code or 0, "unknown exception")

@@ -3,6 +3,7 @@
 A node's DataType is read once and cached; a value that does not fit it (1.5
 to a UInt16, 70000 to a UInt16, 2 to a Boolean) is refused before any write.
 A fresh `Client` is built for every connect; a dead one is never reused.
+`write_many` sends several nodes in one Write service call, in the order given.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.link_base import ConfigurationFailure, SupervisedLink
 from agent.control.plc_link import PlcRejected, PlcUnavailable, Value
 from agent.sinks.opcua_certs import explain_connect_error
@@ -114,6 +115,29 @@ class OpcUaLink(SupervisedLink):
             raise
         self._stats.writes += 1
 
+    async def write_many(self, items: Sequence[tuple[str, Value]], timeout: float) -> None:
+        """One Write request carrying every node, in this order; refused if any node is."""
+        label = ", ".join(a for a, _ in items)
+        try:
+            dvs = []
+            for address, value in items:
+                vtype = await self.data_type(address, timeout)
+                dvs.append(ua.DataValue(ua.Variant(coerce(address, vtype, value), vtype)))
+            ids = [self._node(a).nodeid for a, _ in items]
+            await self._request("write", label, lambda: self._write_values(ids, dvs), timeout)
+        except Exception:
+            self._stats.write_failures += 1
+            raise
+        self._stats.writes += 1
+
+    async def _write_values(self, ids: list[ua.NodeId], dvs: list[ua.DataValue]) -> None:
+        client = self._client
+        if client is None:
+            raise PlcUnavailable(f"plc {self.name}: not connected")
+        results = await client.uaclient.write_attributes(ids, dvs, ua.AttributeIds.Value)
+        for nodeid, status in zip(ids, results, strict=True):
+            await self._call(nodeid.to_string(), _check_status(status))
+
     async def read(self, address: str, timeout: float) -> Value:
         node = self._node(address)
         try:
@@ -164,3 +188,7 @@ class OpcUaLink(SupervisedLink):
             if exc.code in _LINK_GONE:
                 raise  # the gate marks the link lost; the supervisor makes a new client
             raise PlcUnavailable(f"{address}: PLC answered {what}") from None
+
+
+async def _check_status(status: ua.StatusCode) -> None:
+    status.check()  # raises UaStatusCodeError on a Bad status, mapped by OpcUaLink._call

@@ -9,8 +9,8 @@ from agent.config.base import Strict
 
 class HeartbeatConfig(Strict):
     counter: str | None = Field(None, description="Address / node of the heartbeat counter (agent -> PLC).")
-    status: str | None = Field(None, description="Address / node of the status bits word: bit0 healthy, bit1 camera ok, bit2 model ok, bit3 degraded.")
-    interval_ms: int = Field(500, ge=20, le=60000, description="Heartbeat period; written only while the whole chain is healthy.")
+    status: str | None = Field(None, description="Address / node of the status bits word: bit0 healthy (the counter advances), bit1 camera ok, bit2 model ok, bit3 degraded, bit4 paused by an operator.")
+    interval_ms: int = Field(500, ge=20, le=60000, description="Heartbeat period; the counter advances only while every station mapped to this PLC inspects (none paused, cameras streaming changing pictures) and the PLC accepts the writes.")
 
 
 class PlcCommon(Strict):

@@ -222,11 +222,11 @@ async def test_full_disk_alarm_while_inspection_and_commands_go_on(
                          "the crack's stop at the soft PLC")
         assert metric(daemon, "edge_agent_inspections_total") > n + 10
         assert softplc.state.get("agent.heartbeat") != hb
-        assert metric(daemon, "edge_agent_evidence_failed_total") > 0
+        assert metric(daemon, "edge_agent_evidence_writer_failed_total") > 0
         assert all("evidence" not in d for d in dropped_records(tmp_path / "drop"))
         os.unlink(ballast)  # room again: stored again, the alarm clears, the cap holds
         await wait_until(lambda: any(a["event"] == "cleared" for a in alarms()), 30, "cleared")
-        await wait_until(lambda: metric(daemon, "edge_agent_evidence_evicted_total") > 0, 30,
+        await wait_until(lambda: metric(daemon, "edge_agent_evidence_store_evicted_total") > 0, 30,
                          "retention evicting at max_bytes")
         used = sum(p.stat().st_size for p in tiny_disk.rglob("*") if p.is_file())
         assert used <= 200_000 + 60_000  # the cap, plus at most the item being written

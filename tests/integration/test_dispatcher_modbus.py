@@ -108,7 +108,7 @@ async def test_stop_expired_while_plc_down_is_never_written(tmp_path: Path, port
         await link.close()
 
 
-async def test_unresponsive_plc_fails_at_the_deadline(tmp_path: Path) -> None:
+async def test_unresponsive_plc_is_unconfirmed_not_failed(tmp_path: Path) -> None:
     port = free_port()
 
     writers: list[asyncio.StreamWriter] = []
@@ -131,8 +131,8 @@ async def test_unresponsive_plc_fails_at_the_deadline(tmp_path: Path) -> None:
         disp.submit(command(CommandKind.STOP, deadline_s=0.4))
         await wait_for(lambda: outcomes, what="stop outcome")
         out = outcomes[0]
-        assert out.status is OutcomeStatus.FAILED and out.attempts >= 1
-        assert "stop_request" in (out.error or "")
+        assert out.status is OutcomeStatus.UNCONFIRMED and out.attempts >= 1  # sent, no answer
+        assert "stop_request" in (out.error or "") and "may have taken effect" in (out.error or "")
         assert link.stats().timeouts >= 1
     finally:
         await disp.stop()

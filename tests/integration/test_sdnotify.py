@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.health.sdnotify import SdNotifier
+from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.watchdog import ProgressWatchdog
 
 
@@ -54,6 +54,17 @@ async def test_ready_status_stopping_arrive_as_datagrams(notify_socket) -> None:
     assert n.stats().sent == 3 and n.stats().failed == 0
 
 
+async def test_reloading_is_one_datagram_with_the_monotonic_time(notify_socket) -> None:
+    sock, path = notify_socket
+    n = SdNotifier({"NOTIFY_SOCKET": path})
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    n.reloading()
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    first, second = (await _recv(sock)).split("\n")
+    assert first == "RELOADING=1" and second.startswith("MONOTONIC_USEC=")
+    assert before <= int(second.split("=")[1]) <= after
+
+
 async def test_abstract_socket_name() -> None:
     name = f"edge-agent-test-{uuid.uuid4().hex}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -61,6 +72,37 @@ async def test_abstract_socket_name() -> None:
         sock.setblocking(False)
         SdNotifier({"NOTIFY_SOCKET": "@" + name}).ready()
         assert await _recv(sock) == "READY=1"
+
+
+def test_status_line_sends_state_changes_at_once_and_counters_every_refresh(notify_socket) -> None:
+    sock, path = notify_socket
+    now = [100.0]
+    line = StatusLine(SdNotifier({"NOTIFY_SOCKET": path}), refresh_s=2.0, clock=lambda: now[0])
+    assert line.update("1 station(s), 0 inspections, degraded: camera:cam1")
+    now[0] += 0.25  # the camera streams: the words change, sent at once
+    assert line.update("1 station(s), 3 inspections, healthy")
+    for _ in range(7):  # only the counter moves: held back until 2 s since the last one
+        now[0] += 0.25
+        assert not line.update(f"1 station(s), {int(now[0] * 10)} inspections, healthy")
+    now[0] += 0.25
+    assert line.update("1 station(s), 1025 inspections, healthy")
+    now[0] += 5.0
+    assert not line.update("1 station(s), 1025 inspections, healthy")  # nothing new
+    now[0] += 0.25
+    assert line.update("1 station(s), 1025 inspections, degraded: sink:mqtt")
+    assert _recv_all(sock) == [
+        "STATUS=1 station(s), 0 inspections, degraded: camera:cam1",
+        "STATUS=1 station(s), 3 inspections, healthy",
+        "STATUS=1 station(s), 1025 inspections, healthy",
+        "STATUS=1 station(s), 1025 inspections, degraded: sink:mqtt"]
+
+
+def test_status_line_tells_names_with_digits_apart(notify_socket) -> None:
+    sock, path = notify_socket
+    line = StatusLine(SdNotifier({"NOTIFY_SOCKET": path}), refresh_s=60.0, clock=lambda: 1.0)
+    line.update("2 station(s), 9 inspections, degraded: camera:cam1")
+    assert line.update("2 station(s), 9 inspections, degraded: camera:cam2")
+    assert len(_recv_all(sock)) == 2
 
 
 def test_without_notify_socket_every_call_is_a_noop() -> None:

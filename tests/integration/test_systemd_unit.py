@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.support.release import build_wheel, export_repo
 
 UNIT = REPO / "systemd" / "edge-agent.service"
 INSTALL = REPO / "systemd" / "install.sh"
@@ -75,28 +75,6 @@ def test_unit_has_the_required_settings() -> None:
     assert d["ProtectSystem"] == ["strict"]
 
 
-def _export_repo(dest: Path, version: str | None = None) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
-                           capture_output=True, check=True).stdout.split(b"\0")
-    for name in filter(None, files):
-        src = REPO / os.fsdecode(name)
-        if src.is_file():
-            (dest / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / os.fsdecode(name))
-    if version:
-        pp = dest / "pyproject.toml"
-        pp.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', pp.read_text()))
-    return dest
-
-
-def _wheel(src: Path, out: Path) -> Path:
-    subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(out), str(src)],
-                   check=True, capture_output=True, timeout=300)
-    [whl] = out.glob("*.whl")
-    return whl
-
-
 def _install(*args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True,
                             timeout=300)
@@ -105,11 +83,10 @@ def _install(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def wheels(tmp_path_factory: pytest.TempPathFactory, release_wheel: Path) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("wheels")
-    old = _wheel(_export_repo(base / "src-old"), base / "old")
-    new = _wheel(_export_repo(base / "src-new", "99.0.0"), base / "new")
-    return old, new
+    new = build_wheel(export_repo(base / "src-new", "99.0.0"), base / "new")
+    return release_wheel, new
 
 
 def test_install_upgrade_rollback_uninstall_under_a_prefix(tmp_path: Path, wheels) -> None:

@@ -129,10 +129,32 @@ def test_frozen_stream_is_stalled_then_reconnected() -> None:
                    and src.opens >= 2)
     cam.stop()
     stalled = [e for e in ev.items if e.state is S.STALLED]
-    assert stalled and "frozen: identical frames for" in stalled[0].message
+    assert stalled and "frozen: the same picture for" in stalled[0].message
     assert ev.transitions()[:3] == [
         (S.CONNECTING, S.STREAMING), (S.STREAMING, S.STALLED), (S.STALLED, S.RECONNECTING)
     ]
+
+
+def test_a_freeze_holds_across_reconnects_until_the_picture_changes() -> None:
+    src = FakeSource(frozen=True)
+    cam, ev = _start(src)
+    slot = cam.subscribe()
+    assert ev.wait(_reached(S.STALLED))
+    since = cam.frozen_since
+    first = slot.get(timeout=1)
+    while slot.pending:
+        slot.get(timeout=1)
+    assert since is not None and first is not None and first.t_capture >= since
+    assert ev.wait(lambda items: src.opens >= 4)  # reconnected, and still the same picture
+    assert not slot.pending  # no frozen frame was handed out after the freeze was found
+    assert cam.frozen_since == since  # the freeze counts from the first frozen frame
+    moves = ev.transitions()
+    assert moves[:2] == [(S.CONNECTING, S.STREAMING), (S.STREAMING, S.STALLED)]
+    assert set(moves[2:]) == {(S.STALLED, S.RECONNECTING), (S.RECONNECTING, S.STALLED)}
+    src.frozen = False  # the picture changes: streaming again, at once
+    assert ev.wait(lambda items: items[-1].state is S.STREAMING)
+    assert slot.get(timeout=1) is not None and cam.frozen_since is None
+    cam.stop()
 
 
 def test_live_source_is_decimated_to_target_fps_and_skips_counted() -> None:

@@ -137,6 +137,19 @@ def test_short_episode_ends_silently(tmp_path: Path) -> None:
     assert not eng.on_inspection_impossible(LINE, ST, "camera stalled", 6.0).commands  # new episode
 
 
+def test_fail_safe_counts_from_when_the_picture_froze(tmp_path: Path) -> None:
+    """A frozen camera is found frozen_after_s after its picture stopped changing: the
+    episode is dated back to then, so after_s counts the whole frozen time."""
+    eng = engine(config(tmp_path, fail_safe={"action": "alert", "after_s": 5.0}))
+    first = eng.on_inspection_impossible(LINE, ST, "camera stalled", 10.0, since=6.0)
+    assert not first.commands
+    acted = eng.on_inspection_impossible(LINE, ST, "camera reconnecting", 11.0, since=6.0)
+    assert [c.kind for c in acted.commands] == [CommandKind.ALARM]
+    assert acted.records[0].payload["duration_s"] == pytest.approx(5.0)
+    later = engine(config(tmp_path, fail_safe={"action": "alert", "after_s": 5.0}))
+    assert not later.on_inspection_impossible(LINE, ST, "x", 10.0, since=12.0).commands  # not ahead
+
+
 def test_fail_safe_stop_while_latched_is_suppressed(tmp_path: Path) -> None:
     eng = engine(config(tmp_path, [rule(action="stop")], fail_safe={"action": "stop", "after_s": 1}))
     hit(eng, 0)

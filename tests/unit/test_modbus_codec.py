@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.sinks.modbus_address import parse_modbus_address
-from agent.sinks.modbus_codec import CodecError, check_value, decode, encode
+from agent.sinks.modbus_codec import CodecError, check_value, decode, encode, register_runs
 
 
 def test_word_order_of_32_bit_values() -> None:
@@ -48,3 +48,16 @@ def test_round_trip(dtype: str, order: str, value: int) -> None:
     words = encode(addr, value, order)  # type: ignore[arg-type]
     assert all(0 <= w <= 0xFFFF for w in words) and len(words) == addr.width
     assert decode(addr, words, order) == value  # type: ignore[arg-type]
+
+
+def test_registers_back_to_back_make_one_run_in_order() -> None:
+    items = [(parse_modbus_address(a), v) for a, v in
+             (("hr:10", 301), ("hr:11", 2), ("hr:12:u32", 0x10002), ("hr:20", 7), ("coil:1", True))]
+    runs = register_runs(items, "big")
+    assert [(r.start, r.words) for r in runs[:2]] == [(10, [301, 2, 1, 2]), (20, [7])]
+    assert runs[0].label == "hr:10..13" and len(runs[0].addresses) == 3
+    assert [str(a) for a in runs[2].addresses] == ["coil:1"] and runs[2].words == []
+    gap = register_runs([(parse_modbus_address("hr:10"), 1), (parse_modbus_address("hr:12"), 2)], "big")
+    assert len(gap) == 2  # a gap: two requests, never a write to hr:11
+    with pytest.raises(CodecError, match="hr:11"):
+        register_runs([(parse_modbus_address("hr:11"), 70000)], "big")

@@ -13,6 +13,7 @@ import pytest
 
 from agent.config.models import OutboxSettings
 from agent.outbox import Outbox
+from agent.outbox.watermark import Loss
 from agent.sinks.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 
@@ -183,6 +184,8 @@ async def test_expired_records_are_evicted_and_counted(tmp_path: Path) -> None:
 async def test_full_disk_refuses_counts_flags_and_recovers(tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     box = open_box(tmp_path)
+    losses: list[Loss] = []
+    box.set_loss_listener(losses.append)
     try:
         await box.enqueue("mes", rec(0))
         pages = await box._writer.submit(
@@ -193,14 +196,23 @@ async def test_full_disk_refuses_counts_flags_and_recovers(tmp_path: Path,
             results = [await box.enqueue("mes", rec(i, size=3000)) for i in range(1, 6)]
         assert results[-3:] == [False] * 3  # the last free page may still take one
         assert box.store_stats().disk_full
-        assert box.stats()["mes"].refused == results.count(False)
+        assert box.stats()["mes"].lost == results.count(False)
         assert sum("disk full" in r.getMessage() for r in caplog.records) == 1  # logged once
         await box._writer.submit(lambda c, _: c.execute("PRAGMA max_page_count = 1000000"),
                                  durable=False)
         assert await box.enqueue("mes", rec(6))
         assert not box.store_stats().disk_full
+        await asyncio.sleep(0.01)
+        lost = results.count(False)  # reported when it starts, and with the count at the end
+        assert [(x.cause, x.ongoing, x.total) for x in losses] == [
+            ("not_stored", True, 1), ("not_stored", False, lost)]
         stored = [0] + [n for n, ok in zip(range(1, 6), results, strict=True) if ok] + [6]
         assert [i.record.payload["n"] for i in await box.lease("mes", 10)] == stored
+    finally:
+        await box.close()
+    box = open_box(tmp_path)  # the count of the records never stored is kept in the file
+    try:
+        assert box.stats()["mes"].lost == lost
     finally:
         await box.close()
 
