@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from agent.capture.backoff import Backoff
-from agent.capture.base import FrameSource, Grab, SourceError, SourceState
+from agent.capture.base import FrameSource, Grab, Idle, SourceError, SourceState
 from agent.capture.events import CameraEvent, CameraStats
 from agent.capture.freeze import FreezeDetector
 from agent.capture.pacing import FpsMeter, Pacer
@@ -68,6 +68,7 @@ class Camera:
         self._reconnects = self._open_errors = self._failed_reconnects = 0
         self._last_t: float | None = None
         self._streak_t = 0.0  # when the current run of frames (or the attempt) began
+        self._alive_t = float("-inf")  # last IDLE read: a triggered source waiting, healthy
 
     # ----- public API -----
 
@@ -198,6 +199,9 @@ class Camera:
                 continue
             if grab is None:
                 return True
+            if isinstance(grab, Idle):
+                self._idle()
+                continue
             self._check_read_time(self._clock() - t_read)
             if not self._handle(grab):
                 return False
@@ -258,6 +262,12 @@ class Camera:
         if self._state is not SourceState.STREAMING:
             self._streaming()
 
+    def _idle(self) -> None:
+        """A triggered source is healthy and waits for its trigger: not stalled."""
+        self._alive_t = self._clock()
+        if self._state is not SourceState.STREAMING:
+            self._streaming()
+
     def _streaming(self) -> None:
         self._backoff.reset()
         self._failed_reconnects = 0
@@ -274,7 +284,7 @@ class Camera:
         """Seconds since the last frame, or since this (re)connect if that is later."""
         last = self._last_t
         ref = self._streak_t if last is None else max(last, self._streak_t)
-        return self._clock() - ref
+        return self._clock() - max(ref, self._alive_t)
 
     def _wait_for_consumers(self) -> None:
         """An unpaced recording (file, folder, synthetic without fps) is read at the pace

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from agent.capture.genicam.config import GenICamCameraConfig
 from agent.capture.sources.folder_source import FolderCameraConfig
 from agent.capture.sources.opencv_source import OpenCVCameraConfig
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
@@ -19,7 +20,8 @@ from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
 
 CameraConfig = Annotated[
-    OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig, Field(discriminator="type")
+    OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig | GenICamCameraConfig,
+    Field(discriminator="type")
 ]
 PlcConfig = Annotated[
     ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")

@@ -105,6 +105,12 @@ class HealthWiring:
             out += samples_from_stats("edge_agent_camera", {"camera": name}, _flat(st),
                                       "camera capture statistics",
                                       counters=("captured", "dropped", "read_errors", "reconnects"))
+            stream_stats = getattr(cam.source, "stream_stats", None)  # GenICam cameras
+            if stream_stats is not None:
+                counts = stream_stats()
+                out += samples_from_stats("edge_agent_camera_stream", {"camera": name}, counts,
+                                          "GenICam stream statistics (Aravis)",
+                                          counters=tuple(counts))
             out.append(GaugeSample("edge_agent_camera_streaming", {"camera": name},
                                    1.0 if st.state.value == "streaming" else 0.0,
                                    "1 while the camera streams"))
