@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agent.capture.genicam.config import GenICamCameraConfig
 from agent.capture.sources.folder_source import FolderCameraConfig
@@ -97,6 +97,18 @@ class AgentConfig(Strict):
     plcs: dict[str, PlcConfig] = Field(default_factory=dict, description="PLC targets by name.")
     sinks: dict[str, SinkConfig] = Field(default_factory=dict, description="MES sinks by name.")
     lines: dict[str, LineConfig] = Field(description="Production lines by name.")
+
+    @model_validator(mode="after")
+    def _camera_triggers_need_triggered_stations(self) -> AgentConfig:
+        for ln, sn, st in self.stations():
+            cam = self.cameras.get(st.camera)
+            trigger = getattr(cam, "trigger", "free-run")
+            if trigger != "free-run" and st.mode != "triggered":
+                raise ValueError(
+                    f"lines.{ln}.stations.{sn}: camera {st.camera!r} has trigger: {trigger} "
+                    "(it takes a frame only when triggered), so the station needs "
+                    "mode: triggered")
+        return self
 
     def stations(self) -> list[tuple[str, str, StationConfig]]:
         """(line, station, StationConfig) for every station, in config order."""

@@ -12,6 +12,7 @@ from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.plc_link import PlcLink
 from agent.control.reset_watch import ResetWatch
+from agent.capture.camera_trigger import camera_arm
 from agent.control.trigger import TriggerHandshake
 from agent.runtime.build import build_plc
 from agent.sinks.base import SinkContext
@@ -62,7 +63,8 @@ class PlcWiring:
             pc = self.agent.cfg.plcs[rt.cfg.plc]
             trig = TriggerHandshake(
                 self.links[rt.cfg.plc], rt.line, rt.name, rt.cfg.signals, rt.cfg.trigger,
-                functools.partial(self.agent.inspect_part, rt), _poll_ms(pc))
+                functools.partial(self.agent.inspect_part, rt), _poll_ms(pc),
+                arm=camera_arm(rt.camera.source))
             await trig.start()
             self.triggers.append(trig)
 

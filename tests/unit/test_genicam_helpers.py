@@ -88,3 +88,26 @@ def test_missing_aravis_is_a_config_error_with_the_install_hint() -> None:
                          timeout=60)
     assert "type: genicam needs Aravis 0.8 through PyGObject" in out.stdout, out.stderr
     assert "gir1.2-aravis-0.8" in out.stdout and "(scripts/setup.sh" in out.stdout
+
+
+async def test_hardware_trigger_window_takes_a_frame_exposed_just_before() -> None:
+    from datetime import UTC, datetime
+
+    from agent.capture.camera_trigger import camera_arm
+    from agent.capture.slot import LatestFrame
+    from agent.types import Frame
+
+    class Source:
+        cfg = GenICamCameraConfig.model_validate(
+            {"type": "genicam", "serial": "1", "trigger": "hardware", "trigger_window_ms": 40})
+
+    arm = camera_arm(Source())
+    assert arm is not None
+    slot = LatestFrame()
+    px = np.zeros((2, 2, 3), np.uint8)
+    slot.put(Frame(px, "c", 1, 99.95, datetime.now(UTC)))  # exposed 50 ms before: too old
+    assert slot.get_after(await arm(100.0), 0.01) is None
+    slot.put(Frame(px, "c", 2, 99.97, datetime.now(UTC)))  # 30 ms before the PLC was seen
+    frame = slot.get_after(await arm(100.0), 0.01)
+    assert frame is not None and frame.seq == 2
+    assert camera_arm(object()) is None  # any other source: free-run, no arm
