@@ -7,12 +7,12 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
+from agent.capture.camera_trigger import camera_arm
 from agent.config.station import StationSignals
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.plc_link import PlcLink
 from agent.control.reset_watch import ResetWatch
-from agent.capture.camera_trigger import camera_arm
 from agent.control.trigger import TriggerHandshake
 from agent.runtime.build import build_plc
 from agent.sinks.base import SinkContext
