@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from plc.softplc import SoftPlc
 from plc.tags import load_tags
-from tests.e2e.harness import Daemon, write_config
+from plc.conveyor import ConveyorSettings
+from tests.e2e.genicam_line import genicam_line_config
+from tests.e2e.harness import Daemon
 from tests.e2e.test_daemon_line import wait_until
 from tests.support.fake_gige import FakeGigECamera
 from tests.support.mosquitto import Mosquitto
@@ -32,17 +33,6 @@ async def softplc() -> AsyncIterator[SoftPlc]:
         await plc.stop()
 
 
-def genicam_config(tmp: Path, mqtt_port: int, modbus_port: int) -> Path:
-    path = write_config(tmp, mqtt_port=mqtt_port, modbus_port=modbus_port)
-    cfg = yaml.safe_load(path.read_text())
-    cfg["cameras"]["cam1"] = {
-        "type": "genicam", "serial": "EA0007", "pixel_format": "BayerRG8", "frame_rate": 20,
-        "sensor_roi": [0, 0, 320, 240], "read_timeout_ms": 300, "stall_after_ms": 800,
-        "reconnect_initial_ms": 100, "reconnect_max_ms": 500}
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
-
-
 def metric(text: str, name: str) -> float:
     found = re.search(rf"^{name}{{camera=\"cam1\"}} ([0-9.e+]+)$", text, re.M)
     assert found, f"{name} not in /metrics"
@@ -52,7 +42,8 @@ def metric(text: str, name: str) -> float:
 async def test_daemon_inspects_a_gige_camera_and_rides_out_its_loss(
         tmp_path: Path, mosquitto: Mosquitto, softplc: SoftPlc) -> None:
     fake = FakeGigECamera(tmp_path, serial="EA0007").start()
-    daemon = Daemon(genicam_config(tmp_path, mosquitto.port, softplc.modbus_port or 0))
+    daemon = Daemon(genicam_line_config(tmp_path, mqtt_port=mosquitto.port,
+                                        modbus_port=softplc.modbus_port or 0, serial="EA0007"))
     status = lambda: int(softplc.state.get("agent.status") or 0)  # noqa: E731
     try:
         daemon.wait_started()
@@ -86,3 +77,31 @@ def _inspected(daemon: Daemon) -> float:
         return 0
     found = re.search(r'^edge_agent_worker_inspected_total{[^}]*} ([0-9.e+]+)$', body.decode(), re.M)
     return float(found.group(1)) if found else 0
+
+
+async def test_daemon_fires_the_camera_per_plc_trigger(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Triggered station, trigger: software: every part the soft PLC raises gets a verdict
+    from the frame the agent fired for it (no UNKNOWN), and the camera takes no other."""
+    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None,
+                  settings=ConveyorSettings(part_period_s=0.3, triggered=True, done_timeout_s=3))
+    fake = FakeGigECamera(tmp_path, serial="EA0008").start()
+    daemon = Daemon(genicam_line_config(tmp_path, mqtt_port=mosquitto.port,
+                                        modbus_port=plc.modbus_port or 0, serial="EA0008",
+                                        trigger="software", frame_ms=1000))
+    try:
+        daemon.wait_started()
+        await wait_until(lambda: "camera cam1: connecting -> streaming" in daemon.log(), 20,
+                         "the camera open and waiting for triggers")
+        await plc.start()
+        sim = plc.conveyor.stations["line1.station1"]
+        await wait_until(lambda: len(sim.results) >= 6, 40, "6 triggered parts")
+        results = sim.results[:6]
+        assert all(r.result in (1, 2) for r in results), results  # never UNKNOWN
+        assert all(r.echoed_part_id == r.part_id for r in results)
+        code, body = daemon.get("/metrics")
+        completed = metric(body.decode(), "edge_agent_camera_stream_completed_buffers_total")
+        assert len(sim.results) <= completed <= len(sim.results) + 1  # one frame per trigger
+    finally:
+        daemon.ensure_dead()
+        await plc.stop()
+        fake.stop()

@@ -24,7 +24,7 @@ class GenICamCameraConfig(CameraOptions):
     pixel_format: PixelFormat | None = Field(None, description="PixelFormat to set (Mono*/Bayer* are converted to BGR); None = leave the camera's.")
     exposure_us: float | None = Field(None, gt=0, description="ExposureTime in microseconds; None = leave the camera's.")
     gain: float | None = Field(None, ge=0, description="Gain (Gain or GainRaw, in the camera's unit); None = leave the camera's.")
-    frame_rate: float | None = Field(None, gt=0, description="AcquisitionFrameRate set on the camera (free-run); None = leave the camera's.")
+    frame_rate: float | None = Field(None, gt=0, description="AcquisitionFrameRate set on the camera (with a trigger: the most frames per second it takes); None = leave the camera's.")
     sensor_roi: tuple[int, int, int, int] | None = Field(None, description="Region read out by the sensor [x, y, width, height] (OffsetX/OffsetY/Width/Height).")
     packet_size: int | None = Field(None, ge=220, le=16404, description="GigE: GevSCPSPacketSize in bytes (9000 with jumbo frames); None = Aravis negotiates.")
     packet_delay: int | None = Field(None, ge=0, description="GigE: inter-packet delay GevSCPD in device ticks.")

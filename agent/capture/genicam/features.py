@@ -49,7 +49,7 @@ def apply_settings(cam: Any, cfg: GenICamCameraConfig) -> None:
     if cfg.gain is not None:
         _float_feature(cam, "Gain", cfg.gain, "", cam.is_gain_available, cam.get_gain_bounds,
                        cam.set_gain)
-    if cfg.frame_rate is not None and cfg.trigger == "free-run":
+    if cfg.frame_rate is not None:
         _float_feature(cam, "AcquisitionFrameRate", cfg.frame_rate, " fps",
                        cam.is_frame_rate_available, cam.get_frame_rate_bounds, cam.set_frame_rate)
     if cfg.packet_size is not None:
