@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc
 from plc.tags import load_tags
-from plc.conveyor import ConveyorSettings
 from tests.e2e.genicam_line import genicam_line_config
 from tests.e2e.harness import Daemon
 from tests.e2e.test_daemon_line import wait_until
