@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc
@@ -42,8 +43,12 @@ def metric(text: str, name: str) -> float:
 async def test_daemon_inspects_a_gige_camera_and_rides_out_its_loss(
         tmp_path: Path, mosquitto: Mosquitto, softplc: SoftPlc) -> None:
     fake = FakeGigECamera(tmp_path, serial="EA0007").start()
-    daemon = Daemon(genicam_line_config(tmp_path, mqtt_port=mosquitto.port,
-                                        modbus_port=softplc.modbus_port or 0, serial="EA0007"))
+    cfg = genicam_line_config(tmp_path, mqtt_port=mosquitto.port,
+                              modbus_port=softplc.modbus_port or 0, serial="EA0007")
+    raw = yaml.safe_load(cfg.read_text())
+    raw["lines"]["line1"]["stations"]["station1"]["fail_safe"] = {"action": "alert", "after_s": 1}
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    daemon = Daemon(cfg)
     status = lambda: int(softplc.state.get("agent.status") or 0)  # noqa: E731
     try:
         daemon.wait_started()
@@ -54,8 +59,11 @@ async def test_daemon_inspects_a_gige_camera_and_rides_out_its_loss(
         text = body.decode()
         assert metric(text, "edge_agent_camera_stream_completed_buffers_total") >= 10
         assert metric(text, "edge_agent_camera_stream_failed_buffers_total") == 0
+        assert not softplc.state.get("line1.station1.alarm")  # streaming: no fail-safe
         fake.stop()  # the camera is power-cycled
         await wait_until(lambda: not status() & CAMERA_OK, 15, "camera_ok dropped")
+        await wait_until(lambda: softplc.state.get("line1.station1.alarm"), 10,
+                         "the fail-safe alarm at the PLC")
         assert (daemon.status() or {}) != {}
         fake.start()
         before = _inspected(daemon)
