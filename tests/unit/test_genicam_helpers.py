@@ -71,6 +71,9 @@ def test_exactly_one_selector_and_no_resolution() -> None:
         GenICamCameraConfig.model_validate({"type": "genicam"})
     with pytest.raises(ValidationError, match="exactly one of device_id, serial or address"):
         GenICamCameraConfig.model_validate({"type": "genicam", "serial": "1", "address": "10.0.0.2"})
+    with pytest.raises(ValidationError, match="with trigger: software every frame belongs to a part"):
+        GenICamCameraConfig.model_validate({"type": "genicam", "serial": "1", "trigger": "software",
+                                            "fps": 10})
     with pytest.raises(ValidationError, match="set sensor_roi"):
         GenICamCameraConfig.model_validate({"type": "genicam", "serial": "1", "resolution": [640, 480]})
 

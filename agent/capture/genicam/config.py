@@ -42,6 +42,10 @@ class GenICamCameraConfig(CameraOptions):
         if self.resolution is not None:
             raise ValueError("resolution is not used by GenICam cameras: set sensor_roi "
                              "[x, y, width, height]")
+        if self.trigger != "free-run" and self.fps is not None:
+            raise ValueError(f"fps drops frames to pace the stream; with trigger: {self.trigger} "
+                             "every frame belongs to a part: leave fps out (frame_rate caps "
+                             "the camera)")
         missing = aravis_missing()
         if missing:
             raise ValueError(missing)
