@@ -165,6 +165,7 @@ class Camera:
             self._streak_t = self._clock()
             try:
                 self.source.open()
+                self._streak_t = self._clock()  # the stall clock starts once it is open
                 return True
             except Exception as exc:  # SourceError, or anything a driver throws
                 self._open_errors += 1

@@ -156,3 +156,28 @@ def test_camera_killed_and_restarted_reconnects(fake: FakeGigECamera) -> None:
         assert states[-1] is SourceState.STREAMING
     finally:
         cam.stop()
+
+
+def test_camera_silent_then_back_is_taken_over_again(fake: FakeGigECamera) -> None:
+    """The camera process frozen (SIGSTOP: alive, silent, a hung switch port) then resumed:
+    the stale handle, which still holds the camera's control channel, is freed before
+    reopening, so the new one can write its settings and stream again."""
+    import signal
+
+    cam = started(config(frame_rate=30, read_timeout_ms=200, stall_after_ms=400,
+                         reconnect_initial_ms=100, reconnect_max_ms=300))
+    slot = cam.subscribe()
+    cam.start()
+    assert fake.proc is not None
+    try:
+        assert slot.get(3.0) is not None
+        fake.proc.send_signal(signal.SIGSTOP)
+        _wait(lambda: cam.state is not SourceState.STREAMING, 5, "stall")
+        time.sleep(0.5)
+        fake.proc.send_signal(signal.SIGCONT)
+        captured = cam.stats().captured
+        _wait(lambda: cam.stats().captured > captured + 5, 25, "frames after the resume")
+        assert cam.state is SourceState.STREAMING
+    finally:
+        fake.proc.send_signal(signal.SIGCONT)
+        cam.stop()

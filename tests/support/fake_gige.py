@@ -8,12 +8,15 @@ camera (same serial) to play a power-cycle.
 from __future__ import annotations
 
 import shutil
+import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
 
 FAKE = "arv-fake-gv-camera-0.8"
 ADDRESS = "127.0.0.1"
+GVCP_PORT = 3956
 
 
 def fake_camera_binary() -> str:
@@ -48,19 +51,25 @@ class FakeGigECamera:
             proc.wait(5)
 
     def _wait_answering(self, timeout: float = 10.0) -> None:
-        from agent.capture.genicam.aravis import aravis
-
-        ar = aravis()
+        """Poll with a GVCP DISCOVERY to UDP 3956 until this camera (its serial) answers."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{FAKE} exited with {self.proc.returncode}: "
-                                   f"{self.log.read_text()[-500:]}")
-            # discovery only: opening the camera here would take its control channel
-            ar.update_device_list()
-            if any(ar.get_device_serial_nbr(i) == self.serial for i in range(ar.get_n_devices())):
-                return
-            time.sleep(0.05)
+        request = struct.pack(">BBHHH", 0x42, 0x01, 0x0002, 0, 1)  # key, ack, DISCOVERY, len, id
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(0.05)
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"{FAKE} exited with {self.proc.returncode}: "
+                                       f"{self.log.read_text()[-500:]}")
+                try:
+                    sock.sendto(request, (ADDRESS, GVCP_PORT))
+                    reply = sock.recv(1024)
+                except OSError:  # not listening yet (refused) or no answer in time
+                    time.sleep(0.02)
+                    continue
+                if self.serial.encode() in reply:
+                    return
+                raise RuntimeError(f"another GigE Vision device answers on {ADDRESS}: "
+                                   f"{reply[8:]!r}"[:300])
         raise TimeoutError(f"{FAKE} did not answer on {ADDRESS} within {timeout} s")
 
     def __enter__(self) -> FakeGigECamera:

@@ -40,7 +40,7 @@ class GenICamSource:
         self.pixel_format = ""
         self._cleared: Any = None
         self._silent = False  # the last read found no frame: the camera may be gone
-        self._unreachable: tuple[Any, Any] | None = None
+        self._stale: tuple[Any, Any] | None = None  # handle of a camera that went silent
         self.feature_error: str | None = None  # the last settings error (not retried blindly)
 
     # ----- FrameSource -----
@@ -50,6 +50,7 @@ class GenICamSource:
             ar = aravis()
         except AravisMissing as exc:
             raise SourceError(str(exc)) from None
+        self._release_stale()
         cam = self._connect(ar)
         try:
             apply_settings(cam, self.cfg)
@@ -63,7 +64,6 @@ class GenICamSource:
             raise SourceError(f"{self.description}: setting up the camera failed: "
                               f"{_gerror(exc)}") from None
         self.feature_error = None
-        self._unreachable = None  # reached the camera again: the old handle frees quickly
         self._cleared = ar.BufferStatus.CLEARED
         with self._lock:
             self._cam, self._stream = cam, stream
@@ -100,9 +100,10 @@ class GenICamSource:
         # A camera that stopped answering would hold stop_acquisition for ~10 s of GVCP
         # retries; its acquisition ends anyway when it loses its controller.
         if cam is not None and self._silent:
-            # Freeing it would also wait out GVCP retries (releasing control): keep it
-            # until the next open has reached the camera again.
-            self._unreachable = (cam, stream)
+            # A camera that stopped answering would hold AcquisitionStop and the release
+            # of its control channel for ~10 s of GVCP retries: close now (the state
+            # changes at once), free the handle at the next open (_release_stale).
+            self._stale = (cam, stream)
         elif cam is not None:
             try:
                 cam.stop_acquisition()
@@ -146,6 +147,14 @@ class GenICamSource:
         }
 
     # ----- steps -----
+
+    def _release_stale(self) -> None:
+        """Free the previous handle before opening again: while it lives it holds the
+        camera's control channel (and heartbeats), and a new handle could not write a
+        setting. Quick when the camera answers; up to the GVCP retries (GIL released)
+        when it is still gone, once."""
+        stale, self._stale = self._stale, None
+        del stale  # the last reference: Aravis releases the control channel
 
     def _connect(self, ar: Any) -> Any:
         name = self._resolve(ar)
