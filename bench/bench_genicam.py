@@ -4,8 +4,9 @@
 
 1. Throughput at the fake camera's highest rate (512x512 Mono8, AcquisitionFrameRate
    1000): frames/s and process CPU per frame of the agent's Camera thread (one consumer
-   draining its slot) vs a bare Aravis loop popping and pushing buffers. Runs
-   alternate; medians and the ratio (target >= 0.95).
+   draining its slot) vs a bare Aravis loop popping and pushing buffers (and the same
+   loop converting to BGR, and the agent's source read in a loop without the thread).
+   Runs alternate; medians and the ratio (target >= 0.95).
 2. Software trigger -> frame in the station: `fire()` then `get_after()` on the slot,
    p50/p99; and camera timestamp -> frame in the station (the agent's own share).
 3. PLC trigger -> result written, the whole daemon (`edge-agent run`, triggered
@@ -73,6 +74,22 @@ def bare_loop(seconds: float, convert: bool = False) -> tuple[float, float]:
     return n / wall, cpu / max(n, 1) * 1000
 
 
+def source_loop(seconds: float) -> tuple[float, float]:
+    """The agent's GenICam source read in a loop, without the capture thread and consumer."""
+    from agent.capture.base import Grab
+    from agent.capture.genicam.source import GenICamSource
+
+    src = GenICamSource("bench", GenICamCameraConfig.model_validate(FAST))
+    src.open()
+    n, t0, c0 = 0, time.monotonic(), time.process_time()
+    while time.monotonic() - t0 < seconds:
+        if isinstance(src.read(time.monotonic), Grab):
+            n += 1
+    wall, cpu = time.monotonic() - t0, time.process_time() - c0
+    src.close()
+    return n / wall, cpu / max(n, 1) * 1000
+
+
 def agent_loop(seconds: float) -> tuple[float, float]:
     cam = build_camera("bench", GenICamCameraConfig.model_validate(FAST), Path("."))
     slot = cam.subscribe()
@@ -93,9 +110,11 @@ def throughput(seconds: float, runs: int) -> None:
     bare: list[tuple[float, float]] = []
     bgr: list[tuple[float, float]] = []
     agent: list[tuple[float, float]] = []
+    source: list[tuple[float, float]] = []
     for _ in range(runs):
         bare.append(bare_loop(seconds))
         bgr.append(bare_loop(seconds, convert=True))
+        source.append(source_loop(seconds))
         agent.append(agent_loop(seconds))
     b_fps = statistics.median(f for f, _ in bare)
     a_fps = statistics.median(f for f, _ in agent)
@@ -103,6 +122,7 @@ def throughput(seconds: float, runs: int) -> None:
     print(f"  bare Aravis loop : {b_fps:7.1f} frames/s  {statistics.median(c for _, c in bare):.3f} ms CPU/frame")
     c_fps = statistics.median(f for f, _ in bgr)
     print(f"  bare loop + BGR  : {c_fps:7.1f} frames/s  {statistics.median(c for _, c in bgr):.3f} ms CPU/frame")
+    print(f"  agent source.read: {statistics.median(f for f, _ in source):7.1f} frames/s  {statistics.median(c for _, c in source):.3f} ms CPU/frame (no capture thread)")
     print(f"  agent Camera     : {a_fps:7.1f} frames/s  {statistics.median(c for _, c in agent):.3f} ms CPU/frame")
     print(f"  ratio agent/bare : {a_fps / b_fps:.3f}, agent/(bare + BGR) {a_fps / c_fps:.3f} (target >= 0.95)")
 
