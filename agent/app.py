@@ -157,6 +157,9 @@ class Agent:
             cam.add_listener(lambda ev: self._threadsafe(loop, self._on_camera_event, ev))
             self.cameras[name] = cam
             self.metrics.stats.register("camera", cam.stats, camera=name)
+            stream_stats = getattr(cam.source, "stream_stats", None)  # GenICam cameras
+            if stream_stats is not None:
+                self.metrics.stats.register("camera_stream", stream_stats, camera=name)
         for line, st_name, st in self.cfg.stations():
             rt = StationRuntime(line, st_name, st, self.cameras[st.camera], self.runners[st.model],
                                 self._on_inspection, loop)

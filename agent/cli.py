@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check a config file; exit 0, or 2 with every error on stderr"),
     "schema": ("schema", "print the JSON Schema of the config"),
     "probe": ("probe", "commissioning check of every PLC signal and sink, without actuating"),
+    "cameras": ("cameras", "list the GenICam (GigE Vision / USB3 Vision) cameras found, with a config snippet"),
     "bench": ("bench", "benchmark a model: p50/p99 of each stage per available provider"),
     "alerts": ("alerts", "subscribe to a broker and show defect alerts live"),
     "outbox": ("outbox", "inspect the durable outbox: stats | list | dead | retry"),

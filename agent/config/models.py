@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
+from agent.capture.genicam.config import GenICamCameraConfig
 from agent.capture.sources.folder_source import FolderCameraConfig
 from agent.capture.sources.opencv_source import OpenCVCameraConfig
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
@@ -21,7 +22,8 @@ from agent.sinks.opcua import OpcUaPlcConfig
 from agent.sinks.sparkplug import SparkplugSinkConfig
 
 CameraConfig = Annotated[
-    OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig, Field(discriminator="type")
+    OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig | GenICamCameraConfig,
+    Field(discriminator="type")
 ]
 PlcConfig = Annotated[
     ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")
@@ -103,6 +105,18 @@ class AgentConfig(Strict):
     plcs: dict[str, PlcConfig] = Field(default_factory=dict, description="PLC targets by name.")
     sinks: dict[str, SinkConfig] = Field(default_factory=dict, description="MES sinks by name.")
     lines: dict[str, LineConfig] = Field(description="Production lines by name.")
+
+    @model_validator(mode="after")
+    def _camera_triggers_need_triggered_stations(self) -> AgentConfig:
+        for ln, sn, st in self.stations():
+            cam = self.cameras.get(st.camera)
+            trigger = getattr(cam, "trigger", "free-run")
+            if trigger != "free-run" and st.mode != "triggered":
+                raise ValueError(
+                    f"lines.{ln}.stations.{sn}: camera {st.camera!r} has trigger: {trigger} "
+                    "(it takes a frame only when triggered), so the station needs "
+                    "mode: triggered")
+        return self
 
     def stations(self) -> list[tuple[str, str, StationConfig]]:
         """(line, station, StationConfig) for every station, in config order."""

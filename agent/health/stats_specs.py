@@ -26,6 +26,10 @@ class Spec:
 
 SPECS: dict[str, Spec] = {
     "camera": Spec("agent.capture.events:CameraStats", "Camera capture", ("camera",)),
+    "camera_stream": Spec("", "GenICam stream statistics (Aravis), summed over reconnects",
+                          ("camera",), fields={name: "int" for name in (
+                              "completed_buffers", "failed_buffers", "underrun_buffers",
+                              "timeout_buffers", "missing_packets", "resent_packets")}),
     "worker": Spec("agent.inference.stats:WorkerStats", "Station inference worker",
                    ("line", "station"), skip=("last_progress", "last_loop")),
     "slot": Spec("", "Newest-frame slot of a station", ("line", "station"),
