@@ -39,6 +39,7 @@ from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
+from agent.web.tap import FrameTap
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Agent:
         self.drift: dict[str, DriftMonitor] = {}
         self.verdict_counts: dict[str, dict[str, int]] = {}
         self.last_defect: dict[str, Verdict] = {}
+        self.tap = FrameTap()  # the console's live view: holds frames only while watched
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -131,7 +133,7 @@ class Agent:
             if hasattr(sink, "set_birth"):
                 sink.set_birth(self.birth())
             if hasattr(sink, "on_command"):  # every attempt audited by the sink, with its id
-                sink.on_command(self._on_operator_command, self.audit.write)
+                sink.on_command(self.on_operator_command, self.audit.write)
             await sink.start()
             self.sinks[name] = sink
             fwd = Forwarder(self.outbox, sink, sc.outbox)
@@ -182,6 +184,7 @@ class Agent:
 
     def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)
+        self.tap.on_inspection(rt.key, insp)
         self._observe_drift(rt, insp)
         limit = self.limits.max_frames
         if limit is not None and self.inspections >= limit:
@@ -222,6 +225,7 @@ class Agent:
             self.router.submit(r)
         for v in decision.verdicts:
             self.metrics.observe_verdict(v)
+            self.tap.on_verdict(v)
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
             if counts is not None:
                 counts[v.result.value] += 1
@@ -276,14 +280,15 @@ class Agent:
             if rt.camera.name == ev.camera:
                 rt.monitor.camera_state = ev.state
 
-    def _on_operator_command(self, cmd: Any) -> None:
+    def on_operator_command(self, cmd: Any, via: str = "mqtt") -> None:
+        """An authenticated operator command (MQTT command path, or the console's reset)."""
         action = getattr(cmd, "action", None)
         line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
         targets = [rt for rt in self.stations.values()
                    if (line in (None, rt.line)) and (station in (None, rt.name))]
         for rt in targets:
             if action == "reset":
-                self.reset_station(rt.line, rt.name, f"mqtt:{getattr(cmd, 'client_id', '?')}")
+                self.reset_station(rt.line, rt.name, f"{via}:{getattr(cmd, 'client_id', '?')}")
             elif action == "pause":
                 rt.pause()
             elif action == "resume":

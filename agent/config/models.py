@@ -17,6 +17,7 @@ from agent.sinks.modbus import ModbusPlcConfig
 from agent.sinks.mqtt import MqttSinkConfig
 from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
+from agent.web.config import ConsoleConfig
 
 CameraConfig = Annotated[
     OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig, Field(discriminator="type")
@@ -92,6 +93,7 @@ class AgentConfig(Strict):
     state_dir: str = Field("/var/lib/edge-agent", description="Outbox, audit log and certificates (relative paths are relative to the config file).")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health and metrics HTTP server.")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="Web console (live view, defects, station detail).")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable outbox settings.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log rotation.")
     cameras: dict[str, CameraConfig] = Field(description="Cameras by name.")

@@ -151,6 +151,10 @@ class HealthServer:
         self.authorizers.append(fn)
 
     @property
+    def host(self) -> str:
+        return self._host
+
+    @property
     def port(self) -> int:
         """The bound port (the real one when listening on port 0)."""
         if self._server is None or not self._server.sockets:

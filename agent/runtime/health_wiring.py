@@ -27,6 +27,7 @@ from agent.runtime.plc_health import PlcHealth
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import utc_now
+from agent.web.wiring import ConsoleWiring
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class HealthWiring:
         self.watchdog: ProgressWatchdog | None = None
         self.plcs = PlcHealth(agent, self._station_check, self._degraded)
         self._published: tuple[object, ...] = ()
+        self.console = ConsoleWiring(self)
 
     # ------------------------------------------------------------ checks
     def _register(self) -> None:
@@ -189,6 +191,7 @@ class HealthWiring:
             self.server = HealthServer(listen, self.all, a.metrics, self.status, a.cfg.health.token)
             await self.server.start()
             a.metrics.add_gauge_source(self.server.gauge_samples)
+        await self.console.start()
         if self.notifier.watchdog_interval_s:
             stall = max(2.0, 4 * self.notifier.watchdog_interval_s)
             self.watchdog = ProgressWatchdog(self.notifier, self._progress, stall)
@@ -272,6 +275,7 @@ class HealthWiring:
             await self.watchdog.stop()
 
     async def stop(self) -> None:
+        await self.console.stop()
         if self.server is not None:
             await self.server.stop()
 
