@@ -1,7 +1,7 @@
 """Console login: a signed session cookie instead of the bearer header, and CSRF tokens.
 
 A browser cannot put `Authorization: Bearer` on a link or an <img>, so the login form
-takes the health token once and answers with a cookie `edge_console=<expiry>.<mac>`:
+takes the health token once and answers with a cookie `edge_console=<expiry>.<nonce>.<mac>`:
 HttpOnly (page scripts cannot read it), SameSite=Strict (no other site's page can make
 the browser send it), Path=/ and Max-Age = `session_hours`. The MAC is HMAC-SHA256
 under a key derived from the token and a random per-process salt: the cookie never
@@ -39,7 +39,8 @@ class SessionAuth:
 
     def new_cookie(self) -> str:
         expiry = int(self._clock()) + self.max_age
-        value = f"{expiry}.{self._mac(f'session:{expiry}')}"
+        nonce = secrets.token_hex(8)
+        value = f"{expiry}.{nonce}.{self._mac(f'session:{expiry}.{nonce}')}"
         return (f"{COOKIE}={value}; Max-Age={self.max_age}; Path=/; HttpOnly; "
                 "SameSite=Strict")
 
@@ -52,10 +53,11 @@ class SessionAuth:
         value = cookie_value(headers.get("cookie", ""))
         if value is None:
             return None
-        expiry, _, mac = value.partition(".")
+        expiry, _, rest = value.partition(".")
+        nonce, _, mac = rest.partition(".")
         if not expiry.isdigit() or int(expiry) < self._clock():
             return None
-        if not hmac.compare_digest(mac.encode(), self._mac(f"session:{expiry}").encode()):
+        if not hmac.compare_digest(mac.encode(), self._mac(f"session:{expiry}.{nonce}").encode()):
             return None
         return value
 

@@ -64,6 +64,7 @@ class Console:
             Route("/console/api/station/", self._api_station),
             Route("/console/live/", self._live_image),
             Route("/console/api/reset", self._reset, ("POST",)),
+            Route("/console/api/", self._unknown),  # other data paths: 401, else 404
             Route("/console", self._line_page, login=LOGIN),
             Route(P, self._line_page, login=LOGIN),  # last: it matches every /console/... path
         ):
@@ -169,6 +170,9 @@ class Console:
                                        "watches", (("Retry-After", "1"),))
         return Response(200, snap.jpeg, "image/jpeg",
                         (("X-Frame-Seq", str(snap.seq)), ("X-Verdict", snap.banner)))
+
+    def _unknown(self, req: Request) -> Response:
+        return error_response(404, f"unknown console path {req.path!r}")
 
     def _reset(self, req: Request) -> Response:
         if self.reset is None:
