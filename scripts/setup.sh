@@ -2,6 +2,7 @@
 # Idempotent set-up on a fresh Debian/Ubuntu machine: system packages, venv, project install.
 # Usage: scripts/setup.sh            (sourced by test.sh and demo.sh)
 set -euo pipefail
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1  # tests use the system chromium, never a download
 cd "$(dirname "$0")/.."
 
 SUDO=""
@@ -20,6 +21,10 @@ fi
 if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then apt_install mosquitto; fi
 if ! command -v systemd-analyze >/dev/null; then apt_install systemd; fi
+# headless browser for the web console's tests (Debian's package; Playwright never downloads one)
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  apt_install chromium
+fi
 
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 stamp=.venv/.edge-agent-installed

@@ -23,7 +23,8 @@ def banner(v: Verdict | None) -> str:
 
 def annotate(pixels: np.ndarray, findings: tuple[Finding, ...], thresholds: dict[str, float],
              rois: list[tuple[float, float, float, float]]) -> np.ndarray:
-    """A copy of `pixels` with the rules' ROIs, every boxed finding and a list of whole-frame ones;
+    """A copy of `pixels` with the rules' ROIs, every boxed finding and the top 3 whole-frame
+    ones;
     red where a rule's min_score is reached (`thresholds`: class -> min_score)."""
     img = pixels.copy()
     h, w = img.shape[:2]
@@ -33,7 +34,9 @@ def annotate(pixels: np.ndarray, findings: tuple[Finding, ...], thresholds: dict
         x1, y1, x2, y2 = (int(roi[0] * w), int(roi[1] * h), int(roi[2] * w), int(roi[3] * h))
         cv2.rectangle(img, (x1, y1), (x2, y2), ROI, thick, cv2.LINE_4)
     y_text = int(18 * scale / 0.4)
-    for f in findings:
+    boxed = [f for f in findings if f.box is not None]
+    whole = sorted((f for f in findings if f.box is None), key=lambda f: -f.score)[:3]
+    for f in [*whole, *boxed]:
         color = HIT if f.score >= thresholds.get(f.label, 2.0) else SEEN
         text = f"{f.label} {f.score:.2f}"
         if f.box is None:
