@@ -254,6 +254,7 @@ class Agent:
         c = outcome.command
         self.audit.write("command_outcome", **outcome_fields(outcome))
         self.metrics.observe_outcome(outcome)
+        self.tap.on_outcome(outcome)
         level = logging.INFO if outcome.status.value in ("acked", "suppressed") else logging.ERROR
         log.log(level, "%s %s/%s -> %s (%s attempts, %s ms)%s", c.kind.value, c.line, c.station,
                 outcome.status.value, outcome.attempts,

@@ -26,6 +26,7 @@ from agent.health.routes import Request, Response, Route, error_response, json_r
 from agent.web import state
 from agent.web.auth import SessionAuth
 from agent.web.config import ConsoleConfig
+from agent.web.defects import DefectIndex
 from agent.web.live import LiveEncoder, viewer_id
 from agent.web.operator import OperatorReset
 from agent.web.pages import HTML, Pages
@@ -49,7 +50,9 @@ class Console:
             self.reset = OperatorReset(
                 cfg.operator_token, self.auth, lambda: list(agent.stations),
                 lambda cmd: agent.on_operator_command(cmd, via="console"), agent.audit.write)
-        self.defects: Any = None  # set by attach_defects once the evidence store exists
+        evidence = getattr(agent, "evidence", None)  # None: evidence off (or not built)
+        self.defects = (DefectIndex(evidence.store, agent.tap.outcomes)
+                        if evidence is not None else None)
 
     # ------------------------------------------------------------ wiring
     def attach(self, server: HealthServer) -> None:
@@ -64,6 +67,8 @@ class Console:
             Route("/console/api/station/", self._api_station),
             Route("/console/live/", self._live_image),
             Route("/console/api/reset", self._reset, ("POST",)),
+            Route("/console/api/defects", self._api_defects),
+            Route("/console/api/defects/", self._api_defect),
             Route("/console/api/", self._unknown),  # other data paths: 401, else 404
             Route("/console", self._line_page, login=LOGIN),
             Route(P, self._line_page, login=LOGIN),  # last: it matches every /console/... path
@@ -75,6 +80,8 @@ class Console:
 
     def stop(self) -> None:
         self.live.stop()
+        if self.defects is not None:
+            self.defects.close()
 
     def gauge_samples(self) -> list[GaugeSample]:
         import time
@@ -170,6 +177,19 @@ class Console:
                                        "watches", (("Retry-After", "1"),))
         return Response(200, snap.jpeg, "image/jpeg",
                         (("X-Frame-Seq", str(snap.seq)), ("X-Verdict", snap.banner)))
+
+    def _api_defects(self, req: Request) -> Response:
+        if self.defects is None:
+            return json_response(200, {"total": 0, "items": [], "choices": {}, "indexed": 0,
+                                       "off": "evidence is off (evidence.enabled)"})
+        return json_response(200, self.defects.query(req.query, self.cfg.defects_shown))
+
+    def _api_defect(self, req: Request) -> Response:
+        eid = req.path.rsplit("/", 1)[-1]
+        found = self.defects.detail(eid) if self.defects is not None else None
+        if found is None:
+            return error_response(404, f"no evidence {eid!r} (deleted by retention?)")
+        return json_response(200, found)
 
     def _unknown(self, req: Request) -> Response:
         return error_response(404, f"unknown console path {req.path!r}")

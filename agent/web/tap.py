@@ -4,6 +4,7 @@ Called on the event loop for every inspection and verdict; while nobody watches 
 console's live image it returns at once and holds nothing. While a viewer watches it
 keeps a reference to the newest inspection (its frame included) and verdict per
 station: no copy, no encoding here. The encoder thread (`live.py`) copies and draws.
+It also keeps the last command outcomes by incident (small, bounded) for the defects page.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from agent.types import Inspection, Verdict
+from agent.types import CommandOutcome, Inspection, Verdict
+from agent.web.defects import Outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,10 @@ class FrameTap:
         self._lock = threading.Lock()
         self._insp: dict[str, Inspection] = {}
         self._verdict: dict[str, Verdict] = {}
+        self.outcomes = Outcomes()  # always: the defects page shows each incident's PLC outcome
+
+    def on_outcome(self, outcome: CommandOutcome) -> None:
+        self.outcomes.add(outcome)
 
     def on_inspection(self, key: str, insp: Inspection) -> None:
         if self.watching and insp.frame is not None:

@@ -209,7 +209,7 @@ async function defectsPage() {
       const have = new Set([...sel.options].map((o) => o.value));
       values.filter((v) => !have.has(v)).forEach((v) => sel.append(el("option", { value: v, text: v })));
     }
-    $("count").textContent = d.items.length + " shown of " + d.total;
+    $("count").textContent = d.off || (d.items.length + " shown of " + d.total);
     $("grid").replaceChildren(...d.items.map(thumb));
   } catch (e) { $("conn").textContent = "connection: " + e.message; }
 }
