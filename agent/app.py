@@ -282,12 +282,10 @@ class Agent:
                 rt.monitor.camera_state = ev.state
 
     def on_operator_command(self, cmd: Any, via: str = "mqtt") -> None:
-        """An authenticated operator command (MQTT command path, or the console's reset)."""
         action = getattr(cmd, "action", None)
         line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
-        targets = [rt for rt in self.stations.values()
-                   if (line in (None, rt.line)) and (station in (None, rt.name))]
-        for rt in targets:
+        for rt in [rt for rt in self.stations.values()
+                   if (line in (None, rt.line)) and (station in (None, rt.name))]:
             if action == "reset":
                 self.reset_station(rt.line, rt.name, f"{via}:{getattr(cmd, 'client_id', '?')}")
             elif action == "pause":
@@ -308,18 +306,14 @@ class Agent:
             d = self.limits.duration_s
             if d is not None and now - self.started >= d:
                 self.request_stop("duration reached")
-            if self._bounded() and self._sources_ended():
+            if self.limits != RunLimits() and self._sources_ended():
                 self.request_stop("every camera has ended (bounded run)")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.2)
             except TimeoutError:
                 pass
 
-    def _bounded(self) -> bool:
-        return self.limits.max_frames is not None or self.limits.duration_s is not None
-
-    def _sources_ended(self) -> bool:
-        ended = ("stopped", "failed")
+    def _sources_ended(self, ended: tuple[str, ...] = ("stopped", "failed")) -> bool:
         return bool(self.cameras) and all(c.state.value in ended for c in self.cameras.values())
 
     def _check_station(self, rt: StationRuntime, now: float) -> None:
