@@ -170,15 +170,16 @@ async def run_once(tmp: Path, video: Path, fps: float | None, frames: int,
     agent = Agent(loaded, RunLimits(max_frames=frames))
     probe = Probe()
     probe.attach(agent, loop_work)
-    await agent.start()
-    probe.attach_sink(agent)
-    bare = asyncio.create_task(bare_writes(plc_port, probe.bare_write_ms))
     watchers = None
-    if viewers:
+    if viewers:  # started first: its own start-up must not fall into the measured run
         watchers = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "console_viewers.py"), "--port",
              health.rsplit(":", 1)[1], "--token", TOKEN, "--viewers", str(viewers)],
             stdout=subprocess.PIPE, text=True)
+        await asyncio.sleep(1.0)
+    await agent.start()
+    probe.attach_sink(agent)
+    bare = asyncio.create_task(bare_writes(plc_port, probe.bare_write_ms))
     try:
         await asyncio.wait_for(agent.wait(), timeout=frames / (fps or 100) + 60)
     except TimeoutError:
@@ -304,6 +305,7 @@ async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_p
     ack: dict[int, list[float]] = {n: [] for n in counts}
     fps: dict[int, list[float]] = {n: [] for n in counts}
     encoded: dict[int, int] = dict.fromkeys(counts, 0)
+    cpu: dict[int, float] = dict.fromkeys(counts, 0.0)
     fetched: dict[int, str] = {}
     for r in range(args.rounds):
         for n in counts:
@@ -311,7 +313,9 @@ async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_p
                                           mqtt_port, plc_port, not args.one_thread, viewers=n)
             ack[n] += paced.plc_ms
             console = agent.health.console.console
-            encoded[n] += sum(console.live.encoded.values()) if console is not None else 0
+            if console is not None:
+                encoded[n] += sum(console.live.encoded.values())
+                cpu[n] += console.live.encode_s
             fetched[n] = paced.viewer_report.strip()
             fast, _ = await run_once(tmp / f"f{r}v{n}", video, None, args.frames, mqtt_port,
                                      plc_port, not args.one_thread, viewers=n)
@@ -321,7 +325,8 @@ async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_p
     for n in counts:
         print(f"  {n} viewer(s): capture -> PLC ack (n={len(ack[n])}) p50 {pct(ack[n], 50):6.2f} ms"
               f"  p99 {pct(ack[n], 99):6.2f} ms   unpaced {statistics.median(fps[n]):7.1f} "
-              f"frames/s   live frames encoded (paced) {encoded[n]}"
+              f"frames/s   live frames encoded (paced) {encoded[n]}, encoder CPU "
+              f"{1000 * cpu[n] / max(encoded[n], 1):.2f} ms each"
               + (f"   [{fetched[n]}]" if fetched.get(n) else ""))
 
 

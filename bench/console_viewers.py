@@ -31,8 +31,9 @@ def viewer(base: str, token: str, station: str, vid: str, fps: float, stop: thre
                                             timeout=2) as resp:
                     resp.read()
                     counts["images" if ".jpg" in path else "states"] += 1
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError):  # not up yet, or no image yet (503)
                 counts["errors"] += 1
+                stop.wait(0.2)
         n += 1
         stop.wait(max(0.0, 1.0 / fps - (time.monotonic() - t0)))
 
