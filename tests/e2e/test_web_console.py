@@ -143,3 +143,32 @@ def test_console_in_a_browser(daemon: Daemon) -> None:
     resets = [a for a in audit if a.get("event") == "reset"]
     assert [(r["line"], r["station"], r["source"]) for r in resets] == [
         ("line1", "station1", "console:127.0.0.1")]
+
+
+def test_defects_page_shows_the_scheduled_crack_with_its_image(daemon: Daemon) -> None:
+    base = f"http://127.0.0.1:{daemon.health_port}"
+    loaded = ("() => { const i = document.querySelector(SEL);"
+              " return i && i.complete && i.naturalWidth > 0; }")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        login(page, base, TOKEN)
+        page.goto(f"{base}/console/defects")
+        page.wait_for_selector(".thumb", timeout=20000)
+        # the thumbnail is the stored evidence, served under /evidence/ with the session cookie
+        page.wait_for_function(loaded.replace("SEL", "'.thumb img'"), timeout=10000)
+        page.wait_for_function("() => [...document.querySelectorAll(\"select[name=class] option\")]"
+                               ".some((o) => o.value === 'crack')", timeout=10000)
+        page.select_option("select[name=class]", "crack")
+        page.wait_for_function("() => { const t = [...document.querySelectorAll('.thumb p')]"
+                               ".filter((p, i) => i % 2 === 0);"
+                               " return t.length > 0 && t.every((p) => p.textContent.includes"
+                               "('crack')); }", timeout=10000)
+        page.locator(".thumb").first.click()
+        page.wait_for_selector("#detail[open] img.full", timeout=5000)
+        page.wait_for_function(loaded.replace("SEL", "'#detail img.full'"), timeout=10000)
+        text = page.locator("#detail").inner_text()
+        assert '"defect_class": "crack"' in text and '"station": "station1"' in text
+        assert "PLC outcome" in text and '"kind": "stop"' in text and '"status"' in text
+        # a filter nothing matches: an empty grid, not an error
+        page.select_option("select[name=verdict]", "NG")
+        assert page.locator("#conn").inner_text() == ""
