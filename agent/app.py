@@ -23,12 +23,14 @@ from agent.capture.factory import build_camera
 from agent.config import LoadedConfig
 from agent.control.dispatcher import CommandDispatcher
 from agent.decision.engine import Decision, DecisionEngine
+from agent.evidence.wiring import EvidenceWiring
 from agent.health.drift import DriftMonitor
 from agent.health.metrics import Metrics
 from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
+from agent.runtime import stats_sources
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_sink
 from agent.runtime.health_wiring import HealthWiring
@@ -76,6 +78,8 @@ class Agent:
         self.drift: dict[str, DriftMonitor] = {}
         self.verdict_counts: dict[str, dict[str, int]] = {}
         self.last_defect: dict[str, Verdict] = {}
+        self.last_verdict: dict[str, str] = {}  # station key -> OK / NG / UNKNOWN
+        self.evidence: EvidenceWiring | None = None
         self.tap = FrameTap()  # the console's live view: holds frames only while watched
 
     # ---------------------------------------------------------------- start
@@ -97,15 +101,22 @@ class Agent:
         await self._start_sinks(ctx)
         self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
         await self.router.start()
+        # every component registers its stats() when built (cameras, stations, links...)
+        stats_sources.core(self.metrics.stats, self.audit.log, self.engine, self.outbox, self.router)
         self.outbox_alarms = OutboxAlarms(self.outbox, self.audit, self.router.submit,
                                           self.cfg.site, self.cfg.agent_id)
         self.outbox_alarms.start()  # losses found at open: audit line + alarm record now
         self.metrics.add_gauge_source(self.outbox_alarms.samples)
+        if self.cfg.evidence.enabled:
+            self.evidence = EvidenceWiring(self)
+            self.evidence.start(loop)
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)
         self.health = HealthWiring(self)
         await self.health.start()
+        if self.evidence is not None:
+            self.evidence.serve_on(getattr(self.health, "server", None))
         for rt in self.stations.values():
             rt.start()
         for cam in self.cameras.values():
@@ -126,6 +137,7 @@ class Agent:
                 log.error("model %s: first-choice provider is not active; running on %s",
                           name, runner.info.provider)
             self.runners[name] = runner
+            stats_sources.model(self.metrics.stats, self.runners, name)
 
     async def _start_sinks(self, ctx: SinkContext) -> None:
         for name, sc in self.cfg.sinks.items():
@@ -139,16 +151,19 @@ class Agent:
             fwd = Forwarder(self.outbox, sink, sc.outbox)
             await fwd.start()
             self.forwarders[name] = fwd
+            stats_sources.sink(self.metrics.stats, name, sc.type, sink, fwd)
 
     def _build_stations(self, loop: asyncio.AbstractEventLoop) -> None:
         for name, cc in self.cfg.cameras.items():
             cam = build_camera(name, cc, self.loaded.base_dir)
             cam.add_listener(lambda ev: self._threadsafe(loop, self._on_camera_event, ev))
             self.cameras[name] = cam
+            self.metrics.stats.register("camera", cam.stats, camera=name)
         for line, st_name, st in self.cfg.stations():
             rt = StationRuntime(line, st_name, st, self.cameras[st.camera], self.runners[st.model],
                                 self._on_inspection, loop)
             self.stations[rt.key] = rt
+            stats_sources.station(self.metrics.stats, rt)
             self.drift[rt.key] = DriftMonitor(st.drift)
             self.verdict_counts[rt.key] = {r.value: 0 for r in Result}
 
@@ -177,7 +192,7 @@ class Agent:
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
-            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now)):
+            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now), insp):
                 self._after_sends(self._inspection_bookkeeping, rt, insp)
                 return
         self._inspection_bookkeeping(rt, insp)
@@ -210,25 +225,34 @@ class Agent:
         if insp is not None:
             self._on_inspection(rt, insp)
         decision = self.engine.on_part(rt.line, rt.name, part_id, insp, time.monotonic(), reason)
-        self.apply(decision)
+        self.apply(decision, insp, triggered=True)
         for v in decision.verdicts:
             return v
         return Verdict(rt.line, rt.name, rt.camera.name, Result.UNKNOWN, -1, part_id=part_id,
                        reason=reason or "no verdict")
 
-    def apply(self, decision: Decision) -> bool:
-        """Commands first (the stop path), then records, then counters; True when a command
-        went to a PLC task (the caller then leaves slow bookkeeping until it has sent)."""
+    def apply(self, decision: Decision, insp: Inspection | None = None,
+              triggered: bool = False) -> bool:
+        """Commands first (the stop path), then records (with evidence: held for their image,
+        taken after the PLC tasks have sent), then counters; True when a command went to a
+        PLC task (the caller then leaves slow bookkeeping until it has sent)."""
         for c in decision.commands:
             self._submit_command(c)
-        for r in decision.records:
-            self.router.submit(r)
+        if self.evidence is not None:
+            if decision.commands:
+                self._after_sends(self.evidence.on_decision, decision, insp, triggered)
+            else:
+                self.evidence.on_decision(decision, insp, triggered)
+        else:
+            for r in decision.records:
+                self.router.submit(r)
         for v in decision.verdicts:
             self.metrics.observe_verdict(v)
             self.tap.on_verdict(v)
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
             if counts is not None:
                 counts[v.result.value] += 1
+                self.last_verdict[f"{v.line}/{v.station}"] = v.result.value
             if v.result is Result.NG:
                 self.last_defect[f"{v.line}/{v.station}"] = v
         return bool(decision.commands)
@@ -260,7 +284,8 @@ class Agent:
                 outcome.status.value, outcome.attempts,
                 None if outcome.latency_ms is None else round(outcome.latency_ms, 2),
                 f": {outcome.error}" if outcome.error else "")
-        self.router.submit(self.engine.outcome_record(outcome))
+        record = self.engine.outcome_record(outcome)
+        (self.evidence.route if self.evidence is not None else self.router.submit)(record)
 
     def reset_station(self, line: str, station: str, source: str) -> None:
         self.audit.write("reset", line=line, station=station, source=source)
@@ -372,6 +397,8 @@ class Agent:
             await plc.stop()  # triggers, heartbeat, then flush commands
             await asyncio.sleep(0)  # outcomes run behind the sends (on_outcome): let the
             # last ones hand their `stop` records to the router before it ends
+        if self.evidence is not None:
+            await self.evidence.stop()  # held records go to the router before it stops
         router = getattr(self, "router", None)
         if router is not None:
             await router.stop()

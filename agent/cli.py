@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "benchmark a model: p50/p99 of each stage per available provider"),
     "alerts": ("alerts", "subscribe to a broker and show defect alerts live"),
     "outbox": ("outbox", "inspect the durable outbox: stats | list | dead | retry"),
+    "evidence": ("evidence", "stored evidence images: list | show | export (imagefolder, yolo)"),
     "reset": ("reset", "reset a latched stop on a running daemon (authenticated MQTT command)"),
     "plc-sim": ("plc_sim", "run the soft PLC (Modbus TCP + OPC UA conveyor simulator)"),
 }

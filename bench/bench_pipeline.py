@@ -9,6 +9,8 @@ Prints, in one run:
     defective part) next to the model's own `session.run` p99 (target: <= model p99 + 5 ms);
   - frame capture -> MQTT PUBACK latency p50/p99 for the defect records;
   - peak RSS of the process (target <= 300 MB);
+  - with --evidence: the paced capture -> PLC ack p50/p99 and the unpaced frames/s with
+    evidence off and on (every defect saved), alternated in the same run (issue 17);
   - with --viewers 0,1,3: the paced capture -> PLC ack p50/p99 and the unpaced frames/s
     with that many web-console viewers watching the live image (bench/console_viewers.py,
     its own process, 5 images/s each + the line state every second), alternated in one run.
@@ -16,7 +18,7 @@ Prints, in one run:
 The soft PLC runs in a child process (as a real PLC is another machine), Mosquitto too.
 
     .venv/bin/python bench/bench_pipeline.py [--frames 600] [--fps 30] [--one-thread]
-        [--viewers 0,1,3 [--rounds 2]]
+        [--evidence [--rounds 2]] [--defect-rate 0.5|0.25] [--viewers 0,1,3 [--rounds 2]]
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from tests.support.ports import free_port, wait_port  # noqa: E402
 
 SCHEDULE = [None, "scratch", None, "spot", None, "crack", None, "dent"]
 TOKEN = "bench-token"
+SCHEDULES = {0.5: SCHEDULE, 0.25: [None, "scratch", None, None, None, "crack", None, None]}
 
 
 def pct(xs: list[float], q: int) -> float:
@@ -60,8 +63,8 @@ def pct(xs: list[float], q: int) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
 
 
-def write_video(path: Path, frames: int) -> None:
-    scene = ConveyorScene(seed=21, width=320, height=240, schedule=SCHEDULE)
+def write_video(path: Path, frames: int, schedule: list[str | None] = SCHEDULE) -> None:
+    scene = ConveyorScene(seed=21, width=320, height=240, schedule=schedule)
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
     for _ in range(frames):
         out.write(scene.next_frame().image)
@@ -69,7 +72,7 @@ def write_video(path: Path, frames: int) -> None:
 
 
 def config(tmp: Path, video: Path, fps: float | None, mqtt_port: int, plc_port: int,
-           ahead: bool = True, health: str = "") -> str:
+           ahead: bool = True, evidence: bool = False, health: str = "") -> str:
     camera: dict[str, Any] = {"type": "opencv", "source": str(video)}
     if fps:
         camera["fps"] = fps
@@ -79,6 +82,7 @@ def config(tmp: Path, video: Path, fps: float | None, mqtt_port: int, plc_port: 
     cfg = {
         "site": "bench", "agent_id": "bench", "state_dir": str(tmp / "state"),
         "health": {"listen": health, "token": TOKEN},
+        "evidence": {"enabled": evidence},
         "cameras": {"cam": camera},
         "models": {"m": {"path": str(REPO / "models" / "defect-cnn")}},
         "plcs": {"plc": {"type": "modbus", "host": "127.0.0.1", "port": plc_port,
@@ -162,10 +166,11 @@ class Probe:
 
 async def run_once(tmp: Path, video: Path, fps: float | None, frames: int,
                    mqtt_port: int, plc_port: int, ahead: bool,
-                   loop_work: bool = True, viewers: int | None = None) -> tuple[Probe, Agent]:
+                   loop_work: bool = True, evidence: bool = False,
+                   viewers: int | None = None) -> tuple[Probe, Agent]:
     """`viewers`: with the health server and console on, and that many console viewers."""
     health = f"127.0.0.1:{free_port()}" if viewers is not None else ""
-    text = config(tmp, video, fps, mqtt_port, plc_port, ahead, health)
+    text = config(tmp, video, fps, mqtt_port, plc_port, ahead, evidence, health)
     loaded = parse_config(text, str(tmp / "bench.yaml"), tmp)
     agent = Agent(loaded, RunLimits(max_frames=frames))
     probe = Probe()
@@ -240,7 +245,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         video = tmp / "line.avi"
-        write_video(video, args.frames)
+        write_video(video, args.frames, SCHEDULES[args.defect_rate])
         decode = decode_fps(video)
         broker = Mosquitto(tmp).start()
         plc_port = free_port()
@@ -251,6 +256,9 @@ async def main_async(args: argparse.Namespace) -> None:
         try:
             if args.viewers:
                 await viewer_rounds(tmp, video, args, broker.port, plc_port)
+                return
+            if args.evidence:
+                await evidence_rounds(tmp, video, args, broker.port, plc_port)
                 return
             paced, agent = await run_once(tmp / "a", video, args.fps, args.frames,
                                           broker.port, plc_port, not args.one_thread)
@@ -298,6 +306,32 @@ async def main_async(args: argparse.Namespace) -> None:
           f"harness; the soft PLC runs in its own process)")
 
 
+async def evidence_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_port: int,
+                          plc_port: int) -> None:
+    """Evidence off and on alternated (paced: capture -> PLC ack; unpaced: frames/s)."""
+    ack: dict[bool, list[float]] = {False: [], True: []}
+    fps: dict[bool, list[float]] = {False: [], True: []}
+    saved = dropped = 0
+    for r in range(args.rounds):
+        for ev in (False, True):
+            paced, agent = await run_once(tmp / f"p{r}{ev}", video, args.fps, args.frames,
+                                          mqtt_port, plc_port, not args.one_thread, evidence=ev)
+            ack[ev] += paced.plc_ms
+            if agent.evidence is not None:
+                saved += agent.evidence.writer.stats.written
+                dropped += agent.evidence.writer.stats.dropped
+            fast, _ = await run_once(tmp / f"f{r}{ev}", video, None, args.frames, mqtt_port,
+                                     plc_port, not args.one_thread, evidence=ev)
+            fps[ev].append((fast.inspections - 1) / max(fast.last - (fast.first or 0), 1e-9))
+    print(f"evidence off vs on (every defect saved), {args.rounds} alternated round(s) of "
+          f"{args.frames} frames, defective parts {args.defect_rate:.0%}")
+    for ev in (False, True):
+        print(f"  evidence {'on ' if ev else 'off'}: capture -> PLC ack (n={len(ack[ev])}) p50 "
+              f"{pct(ack[ev], 50):6.2f} ms  p99 {pct(ack[ev], 99):6.2f} ms   unpaced "
+              f"{statistics.median(fps[ev]):7.1f} frames/s")
+    print(f"  paced runs with evidence on: {saved} image(s) saved, {dropped} dropped")
+
+
 async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_port: int,
                         plc_port: int) -> None:
     """0, 1, 3 ... console viewers alternated (paced: capture -> PLC ack; unpaced: frames/s)."""
@@ -336,9 +370,13 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--one-thread", action="store_true",
                     help="station with prepare_ahead: false (one inference thread)")
+    ap.add_argument("--evidence", action="store_true",
+                    help="only compare evidence off and on (stop path p99, frames/s)")
+    ap.add_argument("--rounds", type=int, default=2, help="--evidence / --viewers: rounds")
     ap.add_argument("--viewers", default="",
                     help="only compare web-console viewer counts, e.g. 0,1,3")
-    ap.add_argument("--rounds", type=int, default=2, help="--viewers: alternated rounds")
+    ap.add_argument("--defect-rate", type=float, choices=sorted(SCHEDULES), default=0.5,
+                    help="share of defective parts in the recorded video")
     asyncio.run(main_async(ap.parse_args()))
 
 

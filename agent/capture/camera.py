@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.capture.backoff import Backoff
+from agent.backoff import Backoff
 from agent.capture.base import FrameSource, Grab, SourceError, SourceState
 from agent.capture.events import CameraEvent, CameraStats
 from agent.capture.freeze import FreezeDetector

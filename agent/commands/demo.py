@@ -116,6 +116,8 @@ async def _demo(loaded, args: argparse.Namespace) -> int:  # type: ignore[no-unt
     if mqtt and not broker_up(mqtt[0].host, mqtt[0].port):
         note = (f"No MQTT broker on {mqtt[0].host}:{mqtt[0].port}: records wait in the durable "
                 "outbox (see 'queued') and drain when one starts. ")
+    if loaded.config.evidence.enabled:
+        note += (f"Evidence images: {loaded.resolve(loaded.config.state_dir) / 'evidence'}. ")
     if getattr(args, "log_file", None):
         note += f"Logs: {args.log_file}. "
     if getattr(args, "console", ""):

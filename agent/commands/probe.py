@@ -27,13 +27,12 @@ from agent.control.probe_sinks import (
     mqtt_publish,
     probe_file,
     probe_http,
-    station_topic,
 )
 from agent.runtime.build import build_plc
 from agent.sinks.base import SinkContext, SinkState
 from agent.sinks.file import FileSinkConfig
 from agent.sinks.http import HttpSinkConfig
-from agent.sinks.mqtt import MqttSinkConfig
+from agent.sinks.mqtt import MqttSinkConfig, topic_map
 from agent.types import Command, CommandKind, CommandOutcome, new_event_id
 
 TEST_CODE = 65535
@@ -151,13 +150,14 @@ def _mqtt_messages(cfg: AgentConfig, sink: str, sc: MqttSinkConfig, inject: tupl
                    test_code: int) -> list[tuple[str, dict[str, Any]]]:
     now: Callable[[], str] = lambda: datetime.now(UTC).isoformat()  # noqa: E731
     msgs: list[tuple[str, dict[str, Any]]] = []
+    topics = topic_map(sc, cfg.site, cfg.agent_id)  # the daemon's topics, overrides included
     for line, station, st in cfg.stations():
         if sink not in st.sinks:
             continue
-        topic = station_topic(sc, cfg.site, line, station, "probe")
+        topic = topics.station_topic("probe", line, station)
         msgs.append((topic, {"schema_version": 1, "probe": True, "agent_id": cfg.agent_id, "time": now()}))
         if inject == (line, station):
-            msgs.append((station_topic(sc, cfg.site, line, station, "defect"), {
+            msgs.append((topics.station_topic("defect", line, station), {
                 "schema_version": 1, "test": True, "event_id": new_event_id(), "site": cfg.site,
                 "line": line, "station": station, "defect_code": test_code,
                 "defect_class": "probe-test", "time": now(), "agent_id": cfg.agent_id}))

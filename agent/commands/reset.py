@@ -23,9 +23,9 @@ import paho.mqtt.client as mqtt
 
 from agent.commands import EXIT_CONFIG, load_or_report
 from agent.sinks.command_auth import Keyring
-from agent.sinks.mqtt import MqttSinkConfig, command_keyring
+from agent.sinks.mqtt import MqttSinkConfig, command_keyring, topic_map
+from agent.sinks.mqtt_client import apply_credentials
 from agent.sinks.mqtt_topics import TopicMap
-from agent.sinks.tls_context import client_ssl_context
 from agent.types import new_event_id
 
 
@@ -49,8 +49,7 @@ def main(args: argparse.Namespace) -> int:
               "commands", file=sys.stderr)
         return 2
     sink = sinks[0]
-    topics = TopicMap(prefix=sink.prefix, site=cfg.site, agent_id=cfg.agent_id,
-                      command_template=sink.commands.topic)
+    topics = topic_map(sink, cfg.site, cfg.agent_id)
     keys = command_keyring(sink.commands)
     if keys is None:  # the config model refuses commands.enabled without a key
         print(f"{args.config}: commands need a key", file=sys.stderr)
@@ -81,11 +80,7 @@ def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[
     subscribed = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cli-{body['id'][-12:]}",
                          protocol=mqtt.MQTTv5)
-    if sink.username is not None:
-        pw = sink.password.get_secret_value() if sink.password else None
-        client.username_pw_set(sink.username, pw)
-    if sink.tls is not None:
-        client.tls_set_context(client_ssl_context(sink.tls, base_dir, "edge-agent reset"))
+    apply_credentials(client, sink.username, sink.password, sink.tls, base_dir, "edge-agent reset")
 
     def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -11,12 +11,14 @@ from agent.capture.sources.opencv_source import OpenCVCameraConfig
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
 from agent.config.base import Strict
 from agent.config.station import LineConfig, StationConfig
+from agent.evidence.config import EvidenceConfig
 from agent.sinks.file import FileSinkConfig
 from agent.sinks.http import HttpSinkConfig
 from agent.sinks.modbus import ModbusPlcConfig
 from agent.sinks.mqtt import MqttSinkConfig
 from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
+from agent.sinks.sparkplug import SparkplugSinkConfig
 from agent.web.config import ConsoleConfig
 
 CameraConfig = Annotated[
@@ -26,7 +28,8 @@ PlcConfig = Annotated[
     ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")
 ]
 SinkConfig = Annotated[
-    MqttSinkConfig | HttpSinkConfig | FileSinkConfig, Field(discriminator="type")
+    MqttSinkConfig | HttpSinkConfig | FileSinkConfig | SparkplugSinkConfig,
+    Field(discriminator="type"),
 ]
 
 PROVIDERS = (
@@ -96,6 +99,7 @@ class AgentConfig(Strict):
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="Web console (live view, defects, station detail).")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable outbox settings.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log rotation.")
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence images: the frame behind defects, UNKNOWN/late verdicts, fail-safe events, triggered results and sampled OK frames.")
     cameras: dict[str, CameraConfig] = Field(description="Cameras by name.")
     models: dict[str, ModelConfig] = Field(description="Models by name.")
     plcs: dict[str, PlcConfig] = Field(default_factory=dict, description="PLC targets by name.")

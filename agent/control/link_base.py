@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.plc_link import (
     PlcBusy,
     PlcNoAnswer,
@@ -127,7 +127,7 @@ class SupervisedLink(abc.ABC):
                 self._stats.disconnects += 1
                 self._limiter.failure("connection lost; reconnecting")
             if self._state is SinkState.FAILED:
-                await asyncio.sleep(self._backoff.max_s)
+                await asyncio.sleep(self._backoff.cap_s)
             else:
                 await asyncio.sleep(self._backoff.next_delay())
 

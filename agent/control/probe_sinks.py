@@ -22,10 +22,7 @@ from agent.control.probe_plc import ProbeRow
 from agent.sinks.file import FileSinkConfig
 from agent.sinks.http import HttpSinkConfig
 from agent.sinks.mqtt import MqttSinkConfig
-
-
-def station_topic(cfg: MqttSinkConfig, site: str, line: str, station: str, leaf: str) -> str:
-    return f"{cfg.prefix}/{site}/{line}/{station}/{leaf}"
+from agent.sinks.mqtt_client import apply_credentials, describe_connack
 
 
 def mqtt_publish(name: str, cfg: MqttSinkConfig, base_dir: Path, client_id: str,
@@ -36,7 +33,7 @@ def mqtt_publish(name: str, cfg: MqttSinkConfig, base_dir: Path, client_id: str,
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
     try:
-        _configure(client, cfg, base_dir)
+        apply_credentials(client, cfg.username, cfg.password, cfg.tls, base_dir, where)
         connected = _connect(client, cfg, timeout)
     except (OSError, ssl.SSLError, ValueError) as exc:
         return [ProbeRow(name, "connect", where, False, f"{type(exc).__name__}: {exc}")]
@@ -52,25 +49,13 @@ def mqtt_publish(name: str, cfg: MqttSinkConfig, base_dir: Path, client_id: str,
     return rows
 
 
-def _configure(client: mqtt.Client, cfg: MqttSinkConfig, base_dir: Path) -> None:
-    if cfg.username:
-        pw = cfg.password.get_secret_value() if cfg.password else None
-        client.username_pw_set(cfg.username, pw)
-    if cfg.tls is not None:
-        def res(p: str | None) -> str | None:
-            return None if p is None else str(p if os.path.isabs(p) else base_dir / p)
-        client.tls_set(ca_certs=res(cfg.tls.ca_file), certfile=res(cfg.tls.cert_file),
-                       keyfile=res(cfg.tls.key_file))
-        client.tls_insecure_set(not cfg.tls.verify)
-
-
 def _connect(client: mqtt.Client, cfg: MqttSinkConfig, timeout: float) -> str | None:
     """None when connected, else why not."""
     done = threading.Event()
     result: list[str | None] = [None]
 
     def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        result[0] = None if not reason.is_failure else f"broker refused the connection: {reason}"
+        result[0] = describe_connack(reason)[0] if reason.is_failure else None
         done.set()
 
     client.on_connect = on_connect

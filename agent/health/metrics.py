@@ -1,10 +1,11 @@
 """Prometheus metrics on a private registry, rendered as the text exposition format.
 
 Event metrics (stage latencies, verdicts, defects, command outcomes) are observed as
-they happen. Everything that is state (camera fps/drops/reconnects, active provider,
-outbox depth and age per sink, sink state, drift) is collected at scrape time from
-gauge sources: callables returning `GaugeSample`s built from the plain `stats()` of
-the modules, so those modules never import prometheus_client.
+they happen. Everything that is state is collected at scrape time: the `stats()` of
+every component registered in `self.stats` (agent.health.registry: one collector
+turns their fields into metrics) and gauge sources, callables returning
+`GaugeSample`s (camera streaming, sink/PLC connected, loop lag...), so those modules
+never import prometheus_client. Process, platform and build-info metrics come with it.
 
 Durations are exported in seconds (Prometheus convention); bucket bounds span
 0.1 ms .. 1 s (the range of frame age, pre/post-processing and inference times).
@@ -12,43 +13,38 @@ Durations are exported in seconds (Prometheus convention); bucket bounds span
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import platform
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from agent import __version__
+from agent.health.registry import PREFIX, GaugeSample, GaugeSource, StatsRegistry
 from agent.logutil import RepeatLimiter
 from agent.types import CommandOutcome, Inspection, Verdict
 
 log = logging.getLogger(__name__)
 
-PREFIX = "edge_agent"
 STAGE_BUCKETS_S = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 )
 COMMAND_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class GaugeSample:
-    """One value collected at scrape time. Samples sharing a name form one metric family
-    (the first sample's help and kind win). A counter's name may end in `_total`."""
-
-    name: str
-    labels: dict[str, str]
-    value: float
-    help: str
-    kind: Literal["gauge", "counter"] = "gauge"
-
-
-GaugeSource = Callable[[], Iterable[GaugeSample]]
 
 
 def samples_from_stats(
@@ -71,17 +67,31 @@ class _Family:
     samples: list[GaugeSample] = field(default_factory=list)
 
 
+def build_info() -> dict[str, str]:
+    """Versions for `edge_agent_build_info` (from package metadata: onnxruntime is not
+    imported for it)."""
+    ort = "none"
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            ort = importlib.metadata.version(dist)
+            break
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {"version": __version__, "python": platform.python_version(), "onnxruntime": ort}
+
+
 class _SourceCollector(Collector):
     """Calls every gauge source at scrape time; a failing source costs its samples only."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: StatsRegistry) -> None:
         self.sources: list[GaugeSource] = []
+        self.stats = stats
         self.errors = 0
         self._limiter = RepeatLimiter(log, "metrics gauge source")
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, _Family] = {}
-        for source in list(self.sources):
+        for source in list(self.sources) + self.stats.readers():
             for sample in self._samples(source):
                 self._add(families, sample)
         for fam in families.values():
@@ -155,8 +165,13 @@ class Metrics:
         self._command_latency = Histogram(
             f"{PREFIX}_command_latency_seconds", "Decision -> PLC acknowledgement",
             ["plc", "kind"], buckets=COMMAND_BUCKETS_S, registry=reg)
-        self._sources = _SourceCollector()
+        self.stats = StatsRegistry()  # components register their stats() when built
+        self._sources = _SourceCollector(self.stats)
         reg.register(self._sources)
+        ProcessCollector(registry=reg)  # process_cpu_seconds_total, _resident_memory_bytes..
+        PlatformCollector(registry=reg)  # python_info
+        Gauge(f"{PREFIX}_build_info", "The running edge-agent, its Python and onnxruntime",
+              ["version", "python", "onnxruntime"], registry=reg).labels(**build_info()).set(1)
 
     def observe_inspection(self, line: str, station: str, insp: Inspection) -> None:
         if insp.error is not None:

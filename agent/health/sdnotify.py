@@ -1,4 +1,5 @@
-"""sd_notify(3) over a Unix datagram socket: READY=1, WATCHDOG=1, STATUS=, STOPPING=1.
+"""sd_notify(3) over a Unix datagram socket: READY=1, RELOADING=1, WATCHDOG=1, STATUS=,
+STOPPING=1.
 
 The protocol is one datagram of newline-separated KEY=VALUE pairs sent to the socket
 named by $NOTIFY_SOCKET (a path, or an abstract name when it starts with '@'). Without
@@ -6,6 +7,10 @@ $NOTIFY_SOCKET (not run by systemd, or not Type=notify) every call is a no-op.
 $WATCHDOG_USEC (with $WATCHDOG_PID, when set, naming this process) enables the
 watchdog; systemd recommends pinging at half the interval, which `watchdog_interval_s`
 holds. `StatusLine` keeps STATUS= current without flooding the manager.
+
+A reload (SIGHUP) is `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC in µs, as
+systemd asks since v253, so it can tell this reload from an earlier one), then
+`READY=1` once the reload is over, applied or refused.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class SdNotifier:
 
     def ready(self) -> None:
         self._send("READY=1")
+
+    def reloading(self) -> None:
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self._send(f"RELOADING=1\nMONOTONIC_USEC={usec}")
 
     def watchdog(self) -> None:
         if self._send("WATCHDOG=1"):

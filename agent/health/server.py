@@ -39,7 +39,7 @@ from typing import Any, SupportsIndex
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agent.health.metrics import GaugeSample, Metrics
+from agent.health.metrics import Metrics
 from agent.health.routes import REASONS as _REASONS
 from agent.health.routes import HttpError as _HttpError
 from agent.health.routes import Request, Route
@@ -139,6 +139,8 @@ class HealthServer:
         self._responses: Counter[int] = Counter()
         self._busy = self._dropped = 0
         self._metrics_cache: tuple[float, bytes] | None = None  # (monotonic time, text)
+        # path prefix -> handler(path) -> (status, body, content type), e.g. /evidence/
+        self.prefix_routes: dict[str, Callable[[str], tuple[int, bytes, str]]] = {}
         self.routes: list[Route] = []
         self.authorizers: list[Callable[[dict[str, str]], bool]] = []
 
@@ -185,18 +187,6 @@ class HealthServer:
     def stats(self) -> ServerStats:
         return ServerStats(dict(self._responses), self._busy, self._dropped, len(self._writers),
                            len(self._pending))
-
-    def gauge_samples(self) -> list[GaugeSample]:
-        s = self.stats()
-        out = [GaugeSample("edge_agent_health_responses_total", {"code": str(code)}, n,
-                           "Health server responses by status code", "counter")
-               for code, n in sorted(s.responses.items())]
-        out.append(GaugeSample("edge_agent_health_dropped_total", {}, s.dropped,
-                               "Health connections evicted unanswered while their request head "
-                               "was still arriving (slow clients, floods)", "counter"))
-        out.append(GaugeSample("edge_agent_health_pending", {}, s.pending,
-                               "Health connections whose request head is still arriving"))
-        return out
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -331,7 +321,7 @@ class HealthServer:
             return _error(401, "bearer token required",
                           (("WWW-Authenticate", 'Bearer realm="edge-agent"'),))
         handler = {"/healthz": self._healthz, "/metrics": self._metrics_page,
-                   "/status": self._status_page}.get(path)
+                   "/status": self._status_page}.get(path) or self._prefixed(path)
         if handler is None:
             return _error(404, f"unknown path {path!r}; try /healthz, /metrics, /status")
         try:
@@ -339,6 +329,12 @@ class HealthServer:
         except Exception as exc:
             log.exception("health server: %s failed", path)
             return _error(500, f"{path} failed: {type(exc).__name__}: {exc}")
+
+    def _prefixed(self, path: str) -> Callable[[], _Response] | None:
+        for prefix, fn in self.prefix_routes.items():
+            if path.startswith(prefix):
+                return lambda: _Response(*fn(path))
+        return None
 
     def _authorized(self, authorization: str) -> bool:
         if self._token is None:

@@ -22,8 +22,8 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.logutil import RepeatLimiter
-from agent.outbox.backoff import Backoff
 from agent.outbox.codec import Leased
 from agent.outbox.group_commit import StoreUnavailable
 from agent.outbox.store import Outbox
@@ -61,7 +61,8 @@ class Forwarder:
         self._outbox = outbox
         self._sink = sink
         self._policy = policy
-        self._backoff = Backoff(policy.retry_initial_ms / 1000.0, policy.retry_cap_s, rng)
+        self._backoff = Backoff(policy.retry_initial_ms / 1000.0, policy.retry_cap_s, jitter=0.5,
+                                rng=rng)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +125,7 @@ class Forwarder:
             if delivered is None:
                 await self._idle()
             elif not delivered:
-                await self._pause(self._backoff.next())
+                await self._pause(self._backoff.next_delay())
 
     async def _step(self) -> bool | None:
         """One batch: True delivered (or dead-lettered), False failed, None nothing to send."""

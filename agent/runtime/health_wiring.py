@@ -10,20 +10,22 @@ heartbeat going, because the inspection that still works must not stop. The
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.control.heartbeat import StatusBits
-from agent.health.metrics import GaugeSample, samples_from_stats
+from agent.decision.payloads import MetricsPayload, ModelStatus, StationStatus, StatusPayload
+from agent.health.metrics import GaugeSample
 from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
 from agent.runtime.plc_health import PlcHealth
+from agent.runtime.station_snapshot import station_snapshot
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import utc_now
@@ -33,12 +35,6 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent.app import Agent
-
-
-def _flat(obj: Any) -> dict[str, float]:
-    d = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) \
-        else dict(obj)
-    return {k: float(v) for k, v in d.items() if isinstance(v, int | float) and v is not None}
 
 
 class HealthWiring:
@@ -109,31 +105,13 @@ class HealthWiring:
         a = self.agent
         out: list[GaugeSample] = []
         for name, cam in a.cameras.items():
-            st = cam.stats()
-            out += samples_from_stats("edge_agent_camera", {"camera": name}, _flat(st),
-                                      "camera capture statistics",
-                                      counters=("captured", "dropped", "read_errors", "reconnects"))
             out.append(GaugeSample("edge_agent_camera_streaming", {"camera": name},
-                                   1.0 if st.state.value == "streaming" else 0.0,
+                                   1.0 if cam.state.value == "streaming" else 0.0,
                                    "1 while the camera streams"))
-        for key, rt in a.stations.items():
-            line, station = key.split("/", 1)
-            if rt.worker is not None:
-                out += samples_from_stats("edge_agent_worker", {"line": line, "station": station},
-                                          _flat(rt.worker.stats()), "inference worker statistics",
-                                          counters=("inspected", "dropped_late", "errors"))
-            out.append(GaugeSample("edge_agent_slot_dropped_total",
-                                   {"line": line, "station": station}, float(rt.slot.dropped),
-                                   "frames replaced in the newest-frame slot", "counter"))
         for name, r in a.runners.items():
             out.append(GaugeSample("edge_agent_model_info", {
                 "model": name, "version": r.info.version, "provider": r.info.provider,
                 "fallback": str(r.fallback).lower()}, 1.0, "active execution provider per model"))
-        for sink_name, ob in a.outbox.stats().items():
-            out += samples_from_stats("edge_agent_outbox", {"sink": sink_name}, _flat(ob),
-                                      "outbox per sink",
-                                      counters=("sent", "retried", "evicted", "refused", "dead",
-                                                "lost"))
         for name, sk in a.sinks.items():
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
@@ -154,18 +132,29 @@ class HealthWiring:
         return out
 
     # ------------------------------------------------------------ status
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusPayload:
+        """What /status serves and the MQTT status topic carries (retained)."""
         a = self.agent
         healthy, failing = self.all.evaluate()
-        return {
-            "schema_version": 1, "state": "online", "agent_id": a.cfg.agent_id,
-            "site": a.cfg.site, "version": __version__,
-            "started": self.started_wall.isoformat(), "time": utc_now().isoformat(),
-            "healthy": healthy, "failing": [f"{k}: {v}" for k, v in failing.items()],
-            "models": a.birth()["models"],
-            "stations": [{"line": rt.line, "station": rt.name,
-                          "state": self._station_state(rt)} for rt in a.stations.values()],
-        }
+        return StatusPayload(
+            state="online", agent_id=a.cfg.agent_id, site=a.cfg.site, version=__version__,
+            started=self.started_wall, time=utc_now(), healthy=healthy,
+            failing=[f"{k}: {v}" for k, v in failing.items()],
+            models=[ModelStatus(**m) for m in a.birth()["models"]],
+            stations=[StationStatus(line=rt.line, station=rt.name,
+                                    state=self._station_state(rt))  # type: ignore[arg-type]
+                      for rt in a.stations.values()])
+
+    def status_json(self) -> dict[str, Any]:
+        return self.status().model_dump(mode="json")
+
+    def metrics_payload(self, at: datetime) -> MetricsPayload:
+        """Every gauge and stats counter, for the MQTT metrics topic."""
+        samples = [*self.agent.metrics.stats.samples(), *self._gauges()]
+        values = {f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value
+                  for s in samples}
+        return MetricsPayload(time=at, agent_id=self.agent.cfg.agent_id,
+                              site=self.agent.cfg.site, values=values)
 
     def _station_state(self, rt: Any) -> str:
         if rt.paused:
@@ -176,26 +165,46 @@ class HealthWiring:
         return "inspecting" if self._station_check(rt)[0] else "impaired"
 
     def summary(self) -> str:
+        """STATUS=: a refused reload first (until one is applied), then the counts."""
         a = self.agent
         healthy, failing = self.all.evaluate()
         state = "healthy" if healthy else f"degraded: {', '.join(failing)}"
-        return f"{len(a.stations)} station(s), {a.inspections} inspections, {state}"
+        text = f"{len(a.stations)} station(s), {a.inspections} inspections, {state}"
+        if a.reload_error is not None:
+            text = f"reload refused: {first_error(a.reload_error)}; {text}"
+        return text
+
+    # ------------------------------------------------------------ reload (SIGHUP)
+    def reload_started(self) -> bool:
+        """RELOADING=1 before a reload; False (nothing sent) before READY=1 was."""
+        if not self.ready_sent:
+            return False
+        self.notifier.reloading()
+        return True
+
+    def reload_finished(self) -> None:
+        """STATUS= with the outcome at once, then READY=1: the reload is over."""
+        self.status_line.update(self.summary())
+        self.notifier.ready()
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         a = self.agent
         self._register()
         a.metrics.add_gauge_source(self._gauges)
+        a.metrics.stats.register("sd_notify", self.notifier.stats)
         listen = a.cfg.health.listen
         if listen:
-            self.server = HealthServer(listen, self.all, a.metrics, self.status, a.cfg.health.token)
+            self.server = HealthServer(listen, self.all, a.metrics, self.status_json,
+                                       a.cfg.health.token)
             await self.server.start()
-            a.metrics.add_gauge_source(self.server.gauge_samples)
+            a.metrics.stats.register("health", self.server.stats)
         await self.console.start()
         if self.notifier.watchdog_interval_s:
             stall = max(2.0, 4 * self.notifier.watchdog_interval_s)
             self.watchdog = ProgressWatchdog(self.notifier, self._progress, stall)
             await self.watchdog.start()
+            a.metrics.stats.register("watchdog", self.watchdog.stats)
         self._task = asyncio.create_task(self._loop(), name="health-loop")
 
     def _progress(self) -> dict[str, float]:
@@ -252,18 +261,19 @@ class HealthWiring:
                    for rt in self.agent.stations.values())
 
     async def _publish_status(self) -> None:
-        doc = self.status()
-        metrics = {"schema_version": 1, "agent_id": self.agent.cfg.agent_id,
-                   "time": doc["time"], "values": self._metric_values()}
+        status = self.status()
+        doc = status.model_dump(mode="json")
+        metrics = self.metrics_payload(status.time).model_dump(mode="json")
+        snapshot: dict[str, Any] | None = None
         for sink in self.agent.sinks.values():
             publish = getattr(sink, "publish_telemetry", None)
             if publish is not None:
                 await publish("status", doc)
                 await publish("metrics", metrics)
-
-    def _metric_values(self) -> dict[str, float]:
-        return {f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value
-                for s in self._gauges()}
+            publish_snapshot = getattr(sink, "publish_snapshot", None)
+            if publish_snapshot is not None:  # dialect sinks: Sparkplug B, HA discovery
+                snapshot = snapshot or station_snapshot(self.agent)
+                await publish_snapshot(snapshot)
 
     async def stopping(self) -> None:
         self.notifier.stopping()
@@ -288,3 +298,9 @@ def _operator_command_samples(sink: str, listener: Any) -> list[GaugeSample]:
     return [GaugeSample("edge_agent_operator_commands_total", {"sink": sink, "result": k},
                         float(v), "operator commands by result (accepted, or why rejected)",
                         "counter") for k, v in counts.items()]
+
+
+def first_error(error: str) -> str:
+    """The first issue of a one-line config error ("3 configuration error(s): a; b; c")."""
+    _, sep, issues = error.partition(" configuration error(s): ")
+    return issues.split("; ", 1)[0] if sep else error

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.capture.base import SourceState
 from agent.control.heartbeat import Heartbeat, StatusBits
-from agent.health.metrics import GaugeSample, samples_from_stats
+from agent.health.metrics import GaugeSample
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -80,12 +80,6 @@ class PlcHealth:
         out: list[GaugeSample] = []
         for hb in self.agent.plc.heartbeats:
             labels = {"plc": hb.link.name}
-            st = hb.stats()
-            out += samples_from_stats(
-                "edge_agent_heartbeat", labels,
-                {"beats": st.beats, "held": st.held, "write_failures": st.write_failures,
-                 "refused": st.refused, "counter": st.counter}, "PLC heartbeat",
-                counters=("beats", "held", "write_failures", "refused"))
             out.append(GaugeSample("edge_agent_plc_refusing_writes", labels,
                                    1.0 if hb.refusal is not None else 0.0,
                                    "1 while the PLC refuses the heartbeat's writes"))

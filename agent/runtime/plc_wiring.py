@@ -39,6 +39,8 @@ class PlcWiring:
             link = build_plc(name, pc, self.ctx)
             await link.start()
             self.links[name] = link
+            stats = self.agent.metrics.stats
+            stats.register("plc", link.stats, plc=name)
             mine = [(ln, sn, st) for ln, sn, st in cfg.stations() if st.plc == name]
             signals: dict[tuple[str, str], StationSignals] = {
                 (ln, sn): st.signals for ln, sn, st in mine}
@@ -49,14 +51,17 @@ class PlcWiring:
                                      request_timeout=pc.timeout_ms / 1000)
             await disp.start()
             self.dispatchers[name] = disp
+            stats.register("dispatcher", disp.stats, plc=name)
             if pc.heartbeat.counter or pc.heartbeat.status:
                 hb = Heartbeat(link, pc.heartbeat, functools.partial(self.status_bits, name))
                 await hb.start()
                 self.heartbeats.append(hb)
+                stats.register("heartbeat", hb.stats, plc=name)
             if pc.reset:
                 rw = ResetWatch(link, pc.reset, self._on_plc_reset, poll_ms=_poll_ms(pc))
                 await rw.start()
                 self.resets.append(rw)
+                stats.register("reset_watch", rw.stats, plc=name)
 
     async def start_triggers(self) -> None:
         for rt in self.agent.stations.values():
@@ -68,6 +73,8 @@ class PlcWiring:
                 functools.partial(self.agent.inspect_part, rt), _poll_ms(pc))
             await trig.start()
             self.triggers.append(trig)
+            self.agent.metrics.stats.register("trigger", trig.stats, line=rt.line,
+                                              station=rt.name, plc=rt.cfg.plc)
 
     def status_bits(self, plc: str) -> StatusBits:
         """The heartbeat status of one PLC; held until health is wired (start-up)."""

@@ -5,6 +5,8 @@ box) runs in a thread, never on the loop that drives the stop path and the PLC
 heartbeat. One reload runs at a time; a SIGHUP during one asks for one more.
 Every outcome is audited and logged in one line that names the errors, never
 the file's text; a refusal keeps the running config and marks /healthz.
+Under systemd each reload is RELOADING=1 ... READY=1, and STATUS= says "reload
+refused: <first error>" until a reload is applied.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESTART_ONLY = ("cameras", "models", "plcs", "sinks", "state_dir")
+RESTART_ONLY = ("cameras", "models", "plcs", "sinks", "state_dir", "evidence")
 
 
 class Reloader:
@@ -40,7 +42,13 @@ class Reloader:
     async def _run(self) -> None:
         while True:
             self._again = False
-            await reload_config(self.agent)
+            health = getattr(self.agent, "health", None)
+            told = health is not None and health.reload_started()  # RELOADING=1
+            try:
+                await reload_config(self.agent)
+            finally:
+                if told and health is not None:
+                    health.reload_finished()  # STATUS= (refused: why), then READY=1
             if not self._again:
                 return
 

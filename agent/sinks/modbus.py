@@ -46,7 +46,7 @@ def build(name: str, cfg: ModbusPlcConfig, ctx: SinkContext) -> ModbusLink:
     """Factory: a ModbusLink for this PLC target (not started)."""
     from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-    from agent.control.backoff import Backoff
+    from agent.backoff import Backoff
     from agent.sinks.modbus_link import ModbusLink
 
     timeout = cfg.timeout_ms / 1000

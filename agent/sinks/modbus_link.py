@@ -19,7 +19,7 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.link_base import SupervisedLink
 from agent.control.plc_link import PlcBusy, PlcRejected, PlcUnavailable, Value
 from agent.sinks.modbus_address import ModbusAddress, parse_modbus_address

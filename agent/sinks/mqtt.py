@@ -8,12 +8,14 @@ from pydantic import Field, SecretStr, model_validator
 
 from agent.config.base import Strict
 from agent.sinks.base import SinkContext
+from agent.sinks.ha_discovery import HomeAssistantConfig
 from agent.sinks.outbox_policy import MqttOutboxPolicy
 from agent.sinks.tls import TlsConfig
 
 if TYPE_CHECKING:
     from agent.sinks.command_auth import Keyring
     from agent.sinks.mqtt_sink import MqttSink
+    from agent.sinks.mqtt_topics import TopicMap
 
 
 MIN_KEY_CHARS = 16
@@ -73,6 +75,19 @@ class MqttSinkConfig(Strict):
     ack_timeout_s: float = Field(10.0, gt=0, description="A send waits this long for every PUBACK, then counts as 'unavailable' (retried).")
     reconnect_max_s: float = Field(30.0, gt=0, description="Cap of the reconnect backoff.")
     outbox: MqttOutboxPolicy = Field(default_factory=MqttOutboxPolicy, description="Outbox bounds for this sink.")
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (see the README).")
+
+
+def topic_map(cfg: MqttSinkConfig, site: str, agent_id: str) -> TopicMap:
+    """The one topic map of this sink: the daemon, the probe, `reset` and `alerts` agree."""
+    from agent.sinks.mqtt_topics import TopicMap, check_level
+
+    for level in cfg.prefix.split("/"):
+        check_level(level, "prefix level")
+    return TopicMap(prefix=cfg.prefix, site=site, agent_id=agent_id,
+                    templates=dict(cfg.topics), qos_by_kind=dict(cfg.qos),
+                    expiry_by_kind=dict(cfg.message_expiry_s),
+                    command_template=cfg.commands.topic)
 
 
 def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
@@ -80,20 +95,18 @@ def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
     from agent.sinks.mqtt_client import build_client
     from agent.sinks.mqtt_commands import CommandPolicy
     from agent.sinks.mqtt_sink import MqttSink
-    from agent.sinks.mqtt_topics import TopicMap, check_level
 
     where = f"mqtt sink {name!r} (broker {cfg.host}:{cfg.port})"
-    topics = TopicMap(prefix=cfg.prefix, site=ctx.site, agent_id=ctx.agent_id,
-                      templates=dict(cfg.topics), qos_by_kind=dict(cfg.qos),
-                      expiry_by_kind=dict(cfg.message_expiry_s),
-                      command_template=cfg.commands.topic)
-    for level in cfg.prefix.split("/"):
-        check_level(level, "prefix level")
+    topics = topic_map(cfg, ctx.site, ctx.agent_id)
     policy = CommandPolicy(keyring=command_keyring(cfg.commands),
                            allowed_client_ids=tuple(cfg.commands.allowed_client_ids),
                            max_age_s=cfg.commands.max_age_s,
                            max_future_s=cfg.commands.max_future_s)
     client = build_client(cfg, ctx, topics.status_topic, where)
+    if cfg.homeassistant.enabled:
+        from agent.sinks.ha_sink import HaMqttSink
+
+        return HaMqttSink(name, cfg, ctx, client, topics, policy)
     return MqttSink(name, cfg, ctx, client, topics, policy)
 
 

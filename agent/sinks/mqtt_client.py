@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
@@ -24,11 +24,17 @@ from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent import __version__
+from agent.decision.payloads import StatusPayload
 from agent.sinks.base import SinkContext
 from agent.sinks.tls_context import client_ssl_context
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from pydantic import SecretStr
+
     from agent.sinks.mqtt import MqttSinkConfig
+    from agent.sinks.tls import TlsConfig
 
 STATUS_SCHEMA_VERSION = 1
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -140,15 +146,21 @@ def is_v5(client: mqtt.Client) -> bool:
     return bool(client.protocol == mqtt.MQTTv5)
 
 
-def status_payload(ctx: SinkContext, state: str | None) -> dict[str, Any]:
+def status_payload(ctx: SinkContext, state: Literal["online", "offline"] | None,
+                   ) -> dict[str, Any]:
     """Common fields of agent-level telemetry (agent.decision.payloads StatusPayload /
-    MetricsPayload); with `state` ("online" / "offline") also the status fields."""
-    body: dict[str, Any] = {"schema_version": STATUS_SCHEMA_VERSION,
-                            "time": datetime.now(UTC).isoformat(),
-                            "site": ctx.site, "agent_id": ctx.agent_id}
-    if state is not None:
-        body.update(state=state, version=__version__)
-    return body
+    MetricsPayload); with `state` ("online" / "offline") a StatusPayload's own fields
+    (the Last Will, the status at connect: the health loop's complete one follows)."""
+    now = datetime.now(UTC)
+    if state is None:
+        return {"schema_version": STATUS_SCHEMA_VERSION, "time": now.isoformat(),
+                "site": ctx.site, "agent_id": ctx.agent_id}
+    status = StatusPayload(time=now, site=ctx.site, agent_id=ctx.agent_id, state=state,
+                           version=__version__)
+    return status.model_dump(mode="json", include=_STATUS_HEAD)
+
+
+_STATUS_HEAD = {"schema_version", "time", "site", "agent_id", "state", "version"}
 
 
 def set_will(client: mqtt.Client, ctx: SinkContext, status_topic: str) -> None:
@@ -211,6 +223,16 @@ def publish_properties(expiry_s: int | None, record_id: str | None = None) -> Pr
     return PackedProperties(VariableByteIntegers.encode(len(buf)) + buf, expiry_s, record_id)
 
 
+def apply_credentials(client: mqtt.Client, username: str | None, password: SecretStr | None,
+                      tls: TlsConfig | None, base_dir: Path, where: str) -> None:
+    """User name, password and TLS exactly as the daemon's sink sets them: every MQTT client
+    (sink, PLC link, probe, `reset`) connects the same way. ValueError for unusable TLS files."""
+    if username is not None:
+        client.username_pw_set(username, password.get_secret_value() if password else None)
+    if tls is not None:
+        client.tls_set_context(client_ssl_context(tls, base_dir, where))
+
+
 def build_client(cfg: MqttSinkConfig, ctx: SinkContext, status_topic: str,
                  where: str) -> RecordingClient:
     """A configured paho client. ValueError (naming `where`) for unusable TLS files."""
@@ -221,11 +243,7 @@ def build_client(cfg: MqttSinkConfig, ctx: SinkContext, status_topic: str,
     else:
         client = RecordingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                  protocol=mqtt.MQTTv311, clean_session=False)
-    if cfg.username is not None:
-        password = cfg.password.get_secret_value() if cfg.password else None
-        client.username_pw_set(cfg.username, password)
-    if cfg.tls is not None:
-        client.tls_set_context(client_ssl_context(cfg.tls, ctx.base_dir, where))
+    apply_credentials(client, cfg.username, cfg.password, cfg.tls, ctx.base_dir, where)
     set_will(client, ctx, status_topic)
     client.on_pre_connect = lambda c, _u: set_will(c, ctx, status_topic)
     client.reconnect_delay_set(1, max(1, int(cfg.reconnect_max_s)))

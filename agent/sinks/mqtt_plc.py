@@ -35,7 +35,7 @@ class MqttPlcConfig(PlcCommon):
 
 def build(name: str, cfg: MqttPlcConfig, ctx: SinkContext) -> MqttPlcLink:
     """Factory: an MqttPlcLink for this PLC target (not started)."""
-    from agent.control.backoff import Backoff
+    from agent.backoff import Backoff
     from agent.sinks.mqtt_plc_link import MqttPlcLink
 
     backoff = Backoff(cfg.reconnect_initial_ms / 1000, cfg.reconnect_max_ms / 1000)

@@ -18,17 +18,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.link_base import ConfigurationFailure, SupervisedLink
 from agent.control.plc_link import PlcNoAnswer, PlcRejected, PlcUnavailable, Value
 from agent.sinks.base import SinkContext, encode_json
-from agent.sinks.mqtt_client import publish_properties
+from agent.sinks.mqtt_client import apply_credentials, describe_connack, publish_properties
 from agent.sinks.mqtt_plc import MqttPlcConfig
-from agent.sinks.tls_context import client_ssl_context
 from agent.types import utc_now
-
-# CONNACK reasons that retrying will not fix: wrong credentials, not authorised, bad id
-_FOR_GOOD = {0x85, 0x86, 0x87, 0x8C}
 
 
 class MqttPlcLink(SupervisedLink):
@@ -59,9 +55,9 @@ class MqttPlcLink(SupervisedLink):
             raise ConnectionError(f"{self.where}: no CONNACK within "
                                   f"{self.cfg.connect_timeout_ms} ms") from None
         if reason.is_failure:
-            msg = f"{self.where}: broker refused the connection: {reason}"
-            raise ConfigurationFailure(msg) if int(reason.value) in _FOR_GOOD \
-                else ConnectionError(msg)
+            why, for_good = describe_connack(reason)
+            msg = f"{self.where}: {why}"
+            raise ConfigurationFailure(msg) if for_good else ConnectionError(msg)
         for topic in sorted(self._subscribed):
             client.subscribe(topic, qos=1)
 
@@ -69,15 +65,11 @@ class MqttPlcLink(SupervisedLink):
         cid = self.cfg.client_id or f"{self.ctx.agent_id}-plc-{self.name}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
                              protocol=mqtt.MQTTv5, reconnect_on_failure=False)
-        if self.cfg.username is not None:
-            pw = self.cfg.password.get_secret_value() if self.cfg.password else None
-            client.username_pw_set(self.cfg.username, pw)
-        if self.cfg.tls is not None:
-            try:
-                client.tls_set_context(client_ssl_context(self.cfg.tls, self.ctx.base_dir,
-                                                          self.where))
-            except ValueError as exc:
-                raise ConfigurationFailure(str(exc)) from None
+        try:
+            apply_credentials(client, self.cfg.username, self.cfg.password, self.cfg.tls,
+                              self.ctx.base_dir, self.where)
+        except ValueError as exc:
+            raise ConfigurationFailure(str(exc)) from None
         client.on_connect = lambda c, u, f, rc, p: self._post(_settle, connected, rc)
         client.on_connect_fail = lambda c, u: self._post(
             _settle, connected, ReasonCode(mqtt.PacketTypes.CONNACK, "Unspecified error"))

@@ -87,6 +87,10 @@ class TopicMap:
                 self._topics[key] = topic
         return topic
 
+    def station_topic(self, kind: str, line: str, station: str) -> str:
+        """Topic of a station's record of `kind` (a `topics:` override applies)."""
+        return self._record_topic(kind, line, station)
+
     def _record_topic(self, kind: str, line: str | None, station: str | None) -> str:
         scoped = line is not None and station is not None
         if scoped:

@@ -59,7 +59,7 @@ class OpcUaPlcConfig(PlcCommon):
 
 def build(name: str, cfg: OpcUaPlcConfig, ctx: SinkContext) -> OpcUaLink:
     """Factory: an OpcUaLink for this target (not started; certificates made on connect)."""
-    from agent.control.backoff import Backoff
+    from agent.backoff import Backoff
     from agent.sinks.opcua_link import OpcUaLink
 
     cert = _resolve(ctx.base_dir, cfg.certificate)

@@ -18,7 +18,7 @@ from typing import Any
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 
-from agent.control.backoff import Backoff
+from agent.backoff import Backoff
 from agent.control.link_base import ConfigurationFailure, SupervisedLink
 from agent.control.plc_link import PlcRejected, PlcUnavailable, Value
 from agent.sinks.opcua_certs import explain_connect_error

@@ -21,7 +21,6 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-from agent.health.metrics import GaugeSample
 from agent.health.routes import Request, Response, Route, error_response, json_response
 from agent.web import state
 from agent.web.auth import SessionAuth
@@ -82,19 +81,6 @@ class Console:
         self.live.stop()
         if self.defects is not None:
             self.defects.close()
-
-    def gauge_samples(self) -> list[GaugeSample]:
-        import time
-
-        out = [GaugeSample("edge_agent_console_viewers", {}, float(self.live.viewers.count(
-            time.monotonic())), "console viewers watching the live image")]
-        out += [GaugeSample("edge_agent_console_frames_encoded_total", {"station": k}, float(n),
-                            "live-view frames the console encoded (only while watched)",
-                            "counter") for k, n in sorted(self.live.encoded.items())]
-        out.append(GaugeSample("edge_agent_console_encode_seconds_total", {}, self.live.encode_s,
-                               "CPU time the console's encoder thread spent drawing and "
-                               "encoding", "counter"))
-        return out
 
     def _station_info(self, key: str) -> tuple[dict[str, float], Any]:
         rt = self.agent.stations.get(key)

@@ -36,6 +36,13 @@ class Snapshot:
     wall: str  # capture time (UTC, ISO)
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleStats:
+    viewers: int  # distinct viewers that asked for a live image in the last IDLE_S
+    frames_encoded: int  # live frames drawn and encoded, every station
+    encode_cpu_s: float  # CPU time of the encoder thread spent on them
+
+
 class Viewers:
     """Distinct viewers seen in the last IDLE_S (bounded)."""
 
@@ -98,6 +105,10 @@ class LiveEncoder:
             self.tap.watching = True
             self._wake.set()
         return self._snap.get(key)
+
+    def stats(self) -> ConsoleStats:
+        return ConsoleStats(self.viewers.count(self._clock()), sum(self.encoded.values()),
+                            self.encode_s)
 
     def snapshot(self, key: str) -> Snapshot | None:
         return self._snap.get(key)

@@ -27,8 +27,8 @@ class ConsoleWiring:
         if not cfg.enabled:
             return
         if cfg.listen:
-            self.own = HealthServer(cfg.listen, self.health.all, a.metrics, self.health.status,
-                                    a.cfg.health.token)
+            self.own = HealthServer(cfg.listen, self.health.all, a.metrics,
+                                    self.health.status_json, a.cfg.health.token)
             await self.own.start()
             server = self.own
         if server is None:
@@ -37,7 +37,7 @@ class ConsoleWiring:
         self.console = Console(a, cfg, a.cfg.health.token)
         self.console.attach(server)
         self.console.start()
-        a.metrics.add_gauge_source(self.console.gauge_samples)
+        a.metrics.stats.register("console", self.console.live.stats)
         log.info("web console on http://%s/console/", _url_host(server))
 
     async def stop(self) -> None:

@@ -54,6 +54,17 @@ async def test_ready_status_stopping_arrive_as_datagrams(notify_socket) -> None:
     assert n.stats().sent == 3 and n.stats().failed == 0
 
 
+async def test_reloading_is_one_datagram_with_the_monotonic_time(notify_socket) -> None:
+    sock, path = notify_socket
+    n = SdNotifier({"NOTIFY_SOCKET": path})
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    n.reloading()
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    first, second = (await _recv(sock)).split("\n")
+    assert first == "RELOADING=1" and second.startswith("MONOTONIC_USEC=")
+    assert before <= int(second.split("=")[1]) <= after
+
+
 async def test_abstract_socket_name() -> None:
     name = f"edge-agent-test-{uuid.uuid4().hex}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

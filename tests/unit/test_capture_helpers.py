@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from agent.capture.backoff import Backoff
+from agent.backoff import Backoff
 from agent.capture.base import SourceError
 from agent.capture.freeze import FreezeDetector
 from agent.capture.pacing import FpsMeter, Pacer
@@ -29,8 +29,16 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_below_the_base() -> None:
 def test_backoff_without_jitter_is_exact() -> None:
     b = Backoff(0.1, 0.25, jitter=0.0)
     assert [b.next_delay() for _ in range(4)] == [0.1, 0.2, 0.25, 0.25]
+    assert Backoff(1.0, 0.5, jitter=0.0).next_delay() == 0.5  # clamped to the cap
     with pytest.raises(ValueError):
-        Backoff(1.0, 0.5)
+        Backoff(0.1, 1.0, jitter=1.0)
+
+
+def test_backoff_never_exceeds_its_cap_whatever_the_jitter() -> None:
+    # the PLC links' backoff drew from +-20 % and overshot its documented cap by 20 %
+    for jitter in (0.0, 0.2, 0.5, 0.9):
+        b = Backoff(0.05, 0.4, jitter=jitter, rng=random.Random(3))
+        assert max(b.next_delay() for _ in range(50)) <= 0.4
 
 
 def test_pacer_schedules_on_a_grid_and_never_into_the_past() -> None:

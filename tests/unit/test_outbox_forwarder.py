@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from agent.backoff import Backoff
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, ForwarderState, Outbox
-from agent.outbox.backoff import Backoff
 from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
 from agent.sinks.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
@@ -145,12 +145,12 @@ async def test_backoff_never_exceeds_cap_and_comes_back_within_cap_plus_1s(
 
 
 def test_backoff_grows_exponentially_then_caps() -> None:
-    b = Backoff(0.1, 2.0, random.Random(7))
-    delays = [b.next() for _ in range(12)]
+    b = Backoff(0.1, 2.0, jitter=0.5, rng=random.Random(7))
+    delays = [b.next_delay() for _ in range(12)]
     ceilings = [min(2.0, 0.1 * 2 ** i) for i in range(12)]
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     b.reset()
-    assert b.next() <= 0.1
+    assert b.next_delay() <= 0.1
 
 
 async def test_rejected_records_go_dead_with_reason_others_continue(tmp_path: Path) -> None:

@@ -1,0 +1,51 @@
+"""Per-station telemetry for dialect sinks (Sparkplug B, Home Assistant discovery).
+
+One plain dict, built by the health loop at each status period and handed to every sink
+that has `publish_snapshot(snapshot)`:
+
+    {"outbox_depth": {sink: depth},
+     "stations": {"<line>/<station>": {ok, ng, unknown, last_verdict, last_defect_code,
+                  last_defect_class, camera_state, fps, frame_age_ms, infer_p99_ms,
+                  latched, plc_link}}}
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+
+def station_snapshot(agent: Agent) -> dict[str, Any]:
+    return {"outbox_depth": {name: st.depth for name, st in agent.outbox.stats().items()},
+            "stations": {key: _station(agent, key, rt) for key, rt in agent.stations.items()}}
+
+
+def _station(agent: Agent, key: str, rt: Any) -> dict[str, Any]:
+    cam = rt.camera.stats()
+    recent = list(rt.monitor.recent)
+    counts = agent.verdict_counts.get(key, {})
+    last = agent.last_defect.get(key)
+    view = agent.engine.station_state(rt.line, rt.name)
+    link = agent.plc.links.get(rt.cfg.plc) if rt.cfg.plc else None
+    return {
+        "ok": counts.get("OK", 0), "ng": counts.get("NG", 0),
+        "unknown": counts.get("UNKNOWN", 0),
+        "last_verdict": agent.last_verdict.get(key),
+        "last_defect_code": last.defect_code if last else None,
+        "last_defect_class": last.defect_class if last else None,
+        "camera_state": cam.state.value,
+        "fps": round(cam.fps, 2),
+        "frame_age_ms": round(recent[-1][0], 3) if recent else None,
+        "infer_p99_ms": _p99([r[1] for r in recent]),
+        "latched": bool(getattr(view, "latched", False)),
+        "plc_link": link.state.value if link is not None else None,
+    }
+
+
+def _p99(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return round(values[0], 3) if values else None
+    return round(statistics.quantiles(values, n=100, method="inclusive")[98], 3)
