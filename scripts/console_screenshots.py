@@ -52,16 +52,26 @@ def shoot(base: str, out: Path, settle_s: float) -> None:
         login(page, base, TOKEN)
         page.wait_for_selector(".card.latched", timeout=30000)
         time.sleep(settle_s)
+        # a moment when a station shows a defective part (NG banner, red label)
+        page.wait_for_function("() => [...document.querySelectorAll('.banner')]"
+                               ".some((b) => b.textContent === 'NG')", timeout=30000,
+                               polling=50)
         page.screenshot(path=str(out / "console-line.png"))
         page.goto(f"{base}/console/station/line1/station1")
         time.sleep(3)
         page.screenshot(path=str(out / "console-station.png"), full_page=True)
         page.goto(f"{base}/console/defects")
-        time.sleep(3)
+        page.wait_for_selector(".thumb", timeout=20000)
+        page.wait_for_function("() => [...document.querySelectorAll('.thumb img')]"
+                               ".every((i) => i.complete && i.naturalWidth > 0)", timeout=10000)
         page.screenshot(path=str(out / "console-defects.png"))
-        if page.locator(".thumb").count():
+        if page.locator(".thumb").count():  # an incident whose reject went to the PLC
+            page.select_option("select[name=class]", "scratch")
+            page.wait_for_function("() => [...document.querySelectorAll('.thumb p')]"
+                                   ".every((p, i) => i % 2 || p.textContent.includes('scratch'))")
             page.locator(".thumb").first.click()
-            time.sleep(1)
+            page.wait_for_function("() => { const i = document.querySelector('#detail img.full');"
+                                   " return i && i.complete && i.naturalWidth > 0; }")
             page.screenshot(path=str(out / "console-defect-detail.png"))
 
 

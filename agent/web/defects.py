@@ -112,4 +112,5 @@ class DefectIndex:
         plc = self.outcomes.of(item.get("event_id"))
         return {**item, "image": f"/evidence/{eid}.annotated.jpg", "sidecar": meta,
                 "plc": plc if plc is not None else
-                "no PLC command seen for this incident since the daemon started"}
+                ("no PLC command for this incident (an alert-only rule, a station "
+                        "without a PLC, or sent before this daemon started)")}

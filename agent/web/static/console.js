@@ -213,19 +213,20 @@ async function defectsPage() {
     $("grid").replaceChildren(...d.items.map(thumb));
   } catch (e) { $("conn").textContent = "connection: " + e.message; }
 }
+const when = (t) => t ? t.replace("T", " ").slice(0, 19) + " UTC" : "–";
 function thumb(it) {
   const t = el("figure", { class: "thumb", "data-id": it.id },
-    el("img", { src: it.thumb, alt: "evidence " + it.id, loading: "lazy" }),
+    el("img", { src: it.thumb, alt: "evidence " + it.id }),
     el("p", {}, el("span", { class: "tag " + it.verdict, text: it.verdict }), " ",
       (it.class || "–") + " · " + it.station),
-    el("p", { class: "muted", text: it.time }));
+    el("p", { class: "muted", text: when(it.time) }));
   t.onclick = () => openDetail(it);
   return t;
 }
 async function openDetail(it) {
   const d = await getJSON("/console/api/defects/" + encodeURIComponent(it.id));
   $("detail-body").replaceChildren(
-    el("h3", { text: `${d.verdict} ${d.class || ""} · ${d.station} · ${d.time}` }),
+    el("h3", { text: `${d.verdict} ${d.class || ""} · ${d.station} · ${when(d.time)}` }),
     el("img", { src: d.image, alt: "annotated evidence " + d.id, class: "full" }),
     el("h4", { text: "PLC outcome" }), el("pre", { text: JSON.stringify(d.plc, null, 2) }),
     el("h4", { text: "Sidecar" }), el("pre", { text: JSON.stringify(d.sidecar, null, 2) }));
