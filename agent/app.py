@@ -41,6 +41,7 @@ from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
+from agent.web.tap import FrameTap
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Agent:
         self.last_defect: dict[str, Verdict] = {}
         self.last_verdict: dict[str, str] = {}  # station key -> OK / NG / UNKNOWN
         self.evidence: EvidenceWiring | None = None
+        self.tap = FrameTap()  # the console's live view: holds frames only while watched
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -143,7 +145,7 @@ class Agent:
             if hasattr(sink, "set_birth"):
                 sink.set_birth(self.birth())
             if hasattr(sink, "on_command"):  # every attempt audited by the sink, with its id
-                sink.on_command(self._on_operator_command, self.audit.write)
+                sink.on_command(self.on_operator_command, self.audit.write)
             await sink.start()
             self.sinks[name] = sink
             fwd = Forwarder(self.outbox, sink, sc.outbox)
@@ -200,6 +202,7 @@ class Agent:
 
     def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)
+        self.tap.on_inspection(rt.key, insp)
         self._observe_drift(rt, insp)
         limit = self.limits.max_frames
         if limit is not None and self.inspections >= limit:
@@ -248,6 +251,7 @@ class Agent:
                 self.router.submit(r)
         for v in decision.verdicts:
             self.metrics.observe_verdict(v)
+            self.tap.on_verdict(v)
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
             if counts is not None:
                 counts[v.result.value] += 1
@@ -277,6 +281,7 @@ class Agent:
         c = outcome.command
         self.audit.write("command_outcome", **outcome_fields(outcome))
         self.metrics.observe_outcome(outcome)
+        self.tap.on_outcome(outcome)
         level = logging.INFO if outcome.status.value in ("acked", "suppressed") else logging.ERROR
         log.log(level, "%s %s/%s -> %s (%s attempts, %s ms)%s", c.kind.value, c.line, c.station,
                 outcome.status.value, outcome.attempts,
@@ -304,14 +309,13 @@ class Agent:
             if rt.camera.name == ev.camera:
                 rt.monitor.camera_state = ev.state
 
-    def _on_operator_command(self, cmd: Any) -> None:
+    def on_operator_command(self, cmd: Any, via: str = "mqtt") -> None:
         action = getattr(cmd, "action", None)
         line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
-        targets = [rt for rt in self.stations.values()
-                   if (line in (None, rt.line)) and (station in (None, rt.name))]
-        for rt in targets:
+        for rt in [rt for rt in self.stations.values()
+                   if (line in (None, rt.line)) and (station in (None, rt.name))]:
             if action == "reset":
-                self.reset_station(rt.line, rt.name, f"mqtt:{getattr(cmd, 'client_id', '?')}")
+                self.reset_station(rt.line, rt.name, f"{via}:{getattr(cmd, 'client_id', '?')}")
             elif action == "pause":
                 rt.pause()
             elif action == "resume":
@@ -330,18 +334,14 @@ class Agent:
             d = self.limits.duration_s
             if d is not None and now - self.started >= d:
                 self.request_stop("duration reached")
-            if self._bounded() and self._sources_ended():
+            if self.limits != RunLimits() and self._sources_ended():
                 self.request_stop("every camera has ended (bounded run)")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.2)
             except TimeoutError:
                 pass
 
-    def _bounded(self) -> bool:
-        return self.limits.max_frames is not None or self.limits.duration_s is not None
-
-    def _sources_ended(self) -> bool:
-        ended = ("stopped", "failed")
+    def _sources_ended(self, ended: tuple[str, ...] = ("stopped", "failed")) -> bool:
         return bool(self.cameras) and all(c.state.value in ended for c in self.cameras.values())
 
     def _check_station(self, rt: StationRuntime, now: float) -> None:

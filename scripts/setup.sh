@@ -2,6 +2,7 @@
 # Idempotent set-up on a fresh Debian/Ubuntu machine: system packages, venv, project install.
 # Usage: scripts/setup.sh            (sourced by test.sh and demo.sh)
 set -euo pipefail
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1  # tests use the system chromium, never a download
 cd "$(dirname "$0")/.."
 
 SUDO=""
@@ -27,6 +28,10 @@ if ! gi_ok || ! command -v arv-fake-gv-camera-0.8 >/dev/null \
   apt_install python3-gi gir1.2-aravis-0.8 aravis-tools gir1.2-gst-rtsp-server-1.0 \
     gir1.2-gstreamer-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
     gstreamer1.0-plugins-ugly
+fi
+# headless browser for the web console's tests (Debian's package; Playwright never downloads one)
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  apt_install chromium
 fi
 
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi

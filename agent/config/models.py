@@ -20,6 +20,7 @@ from agent.sinks.mqtt import MqttSinkConfig
 from agent.sinks.mqtt_plc import MqttPlcConfig
 from agent.sinks.opcua import OpcUaPlcConfig
 from agent.sinks.sparkplug import SparkplugSinkConfig
+from agent.web.config import ConsoleConfig
 
 CameraConfig = Annotated[
     OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig | GenICamCameraConfig,
@@ -97,6 +98,7 @@ class AgentConfig(Strict):
     state_dir: str = Field("/var/lib/edge-agent", description="Outbox, audit log and certificates (relative paths are relative to the config file).")
     log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health and metrics HTTP server.")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="Web console (live view, defects, station detail).")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable outbox settings.")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log rotation.")
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence images: the frame behind defects, UNKNOWN/late verdicts, fail-safe events, triggered results and sampled OK frames.")

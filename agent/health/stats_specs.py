@@ -70,6 +70,8 @@ SPECS: dict[str, Spec] = {
     "watchdog": Spec("agent.health.watchdog:WatchdogStats", "systemd watchdog", ()),
     "health": Spec("agent.health.server:ServerStats", "Health HTTP server", (),
                    gauges=("active", "pending"), keys={"responses": "code"}),
+    "console": Spec("agent.web.live:ConsoleStats", "Web console live view (frames drawn and "
+                    "encoded only while a viewer watches)", (), gauges=("viewers",)),
 }
 
 # Gauges and counters not read from a stats() dataclass (health wiring, outbox alarms,
