@@ -23,6 +23,7 @@ from agent.capture.factory import build_camera
 from agent.config import LoadedConfig
 from agent.control.dispatcher import CommandDispatcher
 from agent.decision.engine import Decision, DecisionEngine
+from agent.evidence.wiring import EvidenceWiring
 from agent.health.drift import DriftMonitor
 from agent.health.metrics import Metrics
 from agent.inference.errors import ModelLoadError
@@ -42,6 +43,7 @@ from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
+from agent.web.tap import FrameTap
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Agent:
         self.verdict_counts: dict[str, dict[str, int]] = {}
         self.last_defect: dict[str, Verdict] = {}
         self.last_verdict: dict[str, str] = {}  # station key -> OK / NG / UNKNOWN
+        self.evidence: EvidenceWiring | None = None
+        self.tap = FrameTap()  # the console's live view: holds frames only while watched
 
     # ---------------------------------------------------------------- start
     async def start(self) -> None:
@@ -105,6 +109,9 @@ class Agent:
                                           self.cfg.site, self.cfg.agent_id)
         self.outbox_alarms.start()  # losses found at open: audit line + alarm record now
         self.metrics.add_gauge_source(self.outbox_alarms.samples)
+        if self.cfg.evidence.enabled:
+            self.evidence = EvidenceWiring(self)
+            self.evidence.start(loop)
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)
@@ -112,6 +119,8 @@ class Agent:
         self.metrics.add_gauge_source(self.lifecycle.samples)
         self.health = HealthWiring(self)
         await self.health.start()
+        if self.evidence is not None:
+            self.evidence.serve_on(getattr(self.health, "server", None))
         for rt in self.stations.values():
             rt.start()
         self.lifecycle.start()
@@ -145,7 +154,7 @@ class Agent:
             if hasattr(sink, "set_birth"):
                 sink.set_birth(self.birth())
             if hasattr(sink, "on_command"):  # every attempt audited by the sink, with its id
-                sink.on_command(self._on_operator_command, self.audit.write)
+                sink.on_command(self.on_operator_command, self.audit.write)
             await sink.start()
             self.sinks[name] = sink
             fwd = Forwarder(self.outbox, sink, sc.outbox)
@@ -159,6 +168,9 @@ class Agent:
             cam.add_listener(lambda ev: self._threadsafe(loop, self._on_camera_event, ev))
             self.cameras[name] = cam
             self.metrics.stats.register("camera", cam.stats, camera=name)
+            stream_stats = getattr(cam.source, "stream_stats", None)  # GenICam cameras
+            if stream_stats is not None:
+                self.metrics.stats.register("camera_stream", stream_stats, camera=name)
         for line, st_name, st in self.cfg.stations():
             rt = StationRuntime(line, st_name, st, self.cameras[st.camera], self.runners[st.model],
                                 self._on_inspection, loop)
@@ -192,13 +204,14 @@ class Agent:
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
-            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now)):
+            if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now), insp):
                 self._after_sends(self._inspection_bookkeeping, rt, insp)
                 return
         self._inspection_bookkeeping(rt, insp)
 
     def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)
+        self.tap.on_inspection(rt.key, insp)
         self._observe_drift(rt, insp)
         self.lifecycle.after_inspection(rt, insp)  # model guard, then the shadow model
         limit = self.limits.max_frames
@@ -225,21 +238,30 @@ class Agent:
         if insp is not None:
             self._on_inspection(rt, insp)
         decision = self.engine.on_part(rt.line, rt.name, part_id, insp, time.monotonic(), reason)
-        self.apply(decision)
+        self.apply(decision, insp, triggered=True)
         for v in decision.verdicts:
             return v
         return Verdict(rt.line, rt.name, rt.camera.name, Result.UNKNOWN, -1, part_id=part_id,
                        reason=reason or "no verdict")
 
-    def apply(self, decision: Decision) -> bool:
-        """Commands first (the stop path), then records, then counters; True when a command
-        went to a PLC task (the caller then leaves slow bookkeeping until it has sent)."""
+    def apply(self, decision: Decision, insp: Inspection | None = None,
+              triggered: bool = False) -> bool:
+        """Commands first (the stop path), then records (with evidence: held for their image,
+        taken after the PLC tasks have sent), then counters; True when a command went to a
+        PLC task (the caller then leaves slow bookkeeping until it has sent)."""
         for c in decision.commands:
             self._submit_command(c)
-        for r in decision.records:
-            self.router.submit(r)
+        if self.evidence is not None:
+            if decision.commands:
+                self._after_sends(self.evidence.on_decision, decision, insp, triggered)
+            else:
+                self.evidence.on_decision(decision, insp, triggered)
+        else:
+            for r in decision.records:
+                self.router.submit(r)
         for v in decision.verdicts:
             self.metrics.observe_verdict(v)
+            self.tap.on_verdict(v)
             counts = self.verdict_counts.get(f"{v.line}/{v.station}")
             if counts is not None:
                 counts[v.result.value] += 1
@@ -269,12 +291,14 @@ class Agent:
         c = outcome.command
         self.audit.write("command_outcome", **outcome_fields(outcome))
         self.metrics.observe_outcome(outcome)
+        self.tap.on_outcome(outcome)
         level = logging.INFO if outcome.status.value in ("acked", "suppressed") else logging.ERROR
         log.log(level, "%s %s/%s -> %s (%s attempts, %s ms)%s", c.kind.value, c.line, c.station,
                 outcome.status.value, outcome.attempts,
                 None if outcome.latency_ms is None else round(outcome.latency_ms, 2),
                 f": {outcome.error}" if outcome.error else "")
-        self.router.submit(self.engine.outcome_record(outcome))
+        record = self.engine.outcome_record(outcome)
+        (self.evidence.route if self.evidence is not None else self.router.submit)(record)
 
     def reset_station(self, line: str, station: str, source: str) -> None:
         self.audit.write("reset", line=line, station=station, source=source)
@@ -295,8 +319,8 @@ class Agent:
             if rt.camera.name == ev.camera:
                 rt.monitor.camera_state = ev.state
 
-    def _on_operator_command(self, cmd: Any) -> None:
-        handle_operator_command(self, cmd)  # reset, pause, resume, promote, rollback, rebirth
+    def on_operator_command(self, cmd: Any, via: str = "mqtt") -> None:
+        handle_operator_command(self, cmd, via)  # reset, pause, resume, promote, rollback
 
     # ---------------------------------------------------------------- periodic
     async def _tick(self) -> None:
@@ -307,18 +331,14 @@ class Agent:
             d = self.limits.duration_s
             if d is not None and now - self.started >= d:
                 self.request_stop("duration reached")
-            if self._bounded() and self._sources_ended():
+            if self.limits != RunLimits() and self._sources_ended():
                 self.request_stop("every camera has ended (bounded run)")
             try:
                 await asyncio.wait_for(self._stop.wait(), 0.2)
             except TimeoutError:
                 pass
 
-    def _bounded(self) -> bool:
-        return self.limits.max_frames is not None or self.limits.duration_s is not None
-
-    def _sources_ended(self) -> bool:
-        ended = ("stopped", "failed")
+    def _sources_ended(self, ended: tuple[str, ...] = ("stopped", "failed")) -> bool:
         return bool(self.cameras) and all(c.state.value in ended for c in self.cameras.values())
 
     def _check_station(self, rt: StationRuntime, now: float) -> None:
@@ -379,6 +399,8 @@ class Agent:
             await plc.stop()  # triggers, heartbeat, then flush commands
             await asyncio.sleep(0)  # outcomes run behind the sends (on_outcome): let the
             # last ones hand their `stop` records to the router before it ends
+        if self.evidence is not None:
+            await self.evidence.stop()  # held records go to the router before it stops
         router = getattr(self, "router", None)
         if router is not None:
             await router.stop()

@@ -84,4 +84,8 @@ def summary(agent: Agent) -> str:
                      f"queued {s.depth} (kept on disk), "
                      f"dead {s.dead}")
     lines.append(f"  audit log: {agent.state_dir / 'audit.jsonl'}")
+    ev = getattr(agent, "evidence", None)
+    if ev is not None:
+        lines.append(f"  evidence: {ev.writer.stats.written} image(s) saved under {ev.store.root} "
+                     f"(edge-agent evidence list --dir {ev.store.root})")
     return "\n".join(lines)

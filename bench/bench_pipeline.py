@@ -8,11 +8,17 @@ Prints, in one run:
   - frame capture -> PLC-acknowledged command latency p50/p99 (reject pulses, one per
     defective part) next to the model's own `session.run` p99 (target: <= model p99 + 5 ms);
   - frame capture -> MQTT PUBACK latency p50/p99 for the defect records;
-  - peak RSS of the process (target <= 300 MB).
+  - peak RSS of the process (target <= 300 MB);
+  - with --evidence: the paced capture -> PLC ack p50/p99 and the unpaced frames/s with
+    evidence off and on (every defect saved), alternated in the same run (issue 17);
+  - with --viewers 0,1,3: the paced capture -> PLC ack p50/p99 and the unpaced frames/s
+    with that many web-console viewers watching the live image (bench/console_viewers.py,
+    its own process, 5 images/s each + the line state every second), alternated in one run.
 
 The soft PLC runs in a child process (as a real PLC is another machine), Mosquitto too.
 
     .venv/bin/python bench/bench_pipeline.py [--frames 600] [--fps 30] [--one-thread]
+        [--evidence [--rounds 2]] [--defect-rate 0.5|0.25] [--viewers 0,1,3 [--rounds 2]]
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_port  # noqa: E402
 
 SCHEDULE = [None, "scratch", None, "spot", None, "crack", None, "dent"]
+TOKEN = "bench-token"
+SCHEDULES = {0.5: SCHEDULE, 0.25: [None, "scratch", None, None, None, "crack", None, None]}
 
 
 def pct(xs: list[float], q: int) -> float:
@@ -55,8 +63,8 @@ def pct(xs: list[float], q: int) -> float:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
 
 
-def write_video(path: Path, frames: int) -> None:
-    scene = ConveyorScene(seed=21, width=320, height=240, schedule=SCHEDULE)
+def write_video(path: Path, frames: int, schedule: list[str | None] = SCHEDULE) -> None:
+    scene = ConveyorScene(seed=21, width=320, height=240, schedule=schedule)
     out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
     for _ in range(frames):
         out.write(scene.next_frame().image)
@@ -64,7 +72,7 @@ def write_video(path: Path, frames: int) -> None:
 
 
 def config(tmp: Path, video: Path, fps: float | None, mqtt_port: int, plc_port: int,
-           ahead: bool = True) -> str:
+           ahead: bool = True, evidence: bool = False, health: str = "") -> str:
     camera: dict[str, Any] = {"type": "opencv", "source": str(video)}
     if fps:
         camera["fps"] = fps
@@ -73,7 +81,8 @@ def config(tmp: Path, video: Path, fps: float | None, mqtt_port: int, plc_port: 
              for c, code in (("scratch", 101), ("spot", 201), ("crack", 301), ("dent", 401))]
     cfg = {
         "site": "bench", "agent_id": "bench", "state_dir": str(tmp / "state"),
-        "health": {"listen": ""},
+        "health": {"listen": health, "token": TOKEN},
+        "evidence": {"enabled": evidence},
         "cameras": {"cam": camera},
         "models": {"m": {"path": str(REPO / "models" / "defect-cnn")}},
         "plcs": {"plc": {"type": "modbus", "host": "127.0.0.1", "port": plc_port,
@@ -100,6 +109,7 @@ class Probe:
         self.decision_to_ack_ms: list[float] = []  # command created -> PLC ack
         self.bare_write_ms: list[float] = []  # bare pymodbus write_coil, same time, same PLC
         self.inspections = 0
+        self.viewer_report = ""
         self.first: float | None = None
         self.last: float = 0.0
 
@@ -156,12 +166,22 @@ class Probe:
 
 async def run_once(tmp: Path, video: Path, fps: float | None, frames: int,
                    mqtt_port: int, plc_port: int, ahead: bool,
-                   loop_work: bool = True) -> tuple[Probe, Agent]:
-    text = config(tmp, video, fps, mqtt_port, plc_port, ahead)
+                   loop_work: bool = True, evidence: bool = False,
+                   viewers: int | None = None) -> tuple[Probe, Agent]:
+    """`viewers`: with the health server and console on, and that many console viewers."""
+    health = f"127.0.0.1:{free_port()}" if viewers is not None else ""
+    text = config(tmp, video, fps, mqtt_port, plc_port, ahead, evidence, health)
     loaded = parse_config(text, str(tmp / "bench.yaml"), tmp)
     agent = Agent(loaded, RunLimits(max_frames=frames))
     probe = Probe()
     probe.attach(agent, loop_work)
+    watchers = None
+    if viewers:  # started first: its own start-up must not fall into the measured run
+        watchers = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "console_viewers.py"), "--port",
+             health.rsplit(":", 1)[1], "--token", TOKEN, "--viewers", str(viewers)],
+            stdout=subprocess.PIPE, text=True)
+        await asyncio.sleep(1.0)
     await agent.start()
     probe.attach_sink(agent)
     bare = asyncio.create_task(bare_writes(plc_port, probe.bare_write_ms))
@@ -169,6 +189,9 @@ async def run_once(tmp: Path, video: Path, fps: float | None, frames: int,
         await asyncio.wait_for(agent.wait(), timeout=frames / (fps or 100) + 60)
     except TimeoutError:
         pass
+    if watchers is not None:
+        watchers.terminate()
+        probe.viewer_report = (await asyncio.to_thread(watchers.communicate, None, 10))[0]
     bare.cancel()
     await asyncio.gather(bare, return_exceptions=True)
     await asyncio.sleep(0.5)  # last PUBACKs and outcomes
@@ -222,7 +245,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         video = tmp / "line.avi"
-        write_video(video, args.frames)
+        write_video(video, args.frames, SCHEDULES[args.defect_rate])
         decode = decode_fps(video)
         broker = Mosquitto(tmp).start()
         plc_port = free_port()
@@ -231,6 +254,12 @@ async def main_async(args: argparse.Namespace) -> None:
                                 "--opcua-port", "0", "--quiet"], cwd=REPO)
         wait_port(plc_port)
         try:
+            if args.viewers:
+                await viewer_rounds(tmp, video, args, broker.port, plc_port)
+                return
+            if args.evidence:
+                await evidence_rounds(tmp, video, args, broker.port, plc_port)
+                return
             paced, agent = await run_once(tmp / "a", video, args.fps, args.frames,
                                           broker.port, plc_port, not args.one_thread)
             bare = bare_run(agent, 2000)
@@ -277,12 +306,77 @@ async def main_async(args: argparse.Namespace) -> None:
           f"harness; the soft PLC runs in its own process)")
 
 
+async def evidence_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_port: int,
+                          plc_port: int) -> None:
+    """Evidence off and on alternated (paced: capture -> PLC ack; unpaced: frames/s)."""
+    ack: dict[bool, list[float]] = {False: [], True: []}
+    fps: dict[bool, list[float]] = {False: [], True: []}
+    saved = dropped = 0
+    for r in range(args.rounds):
+        for ev in (False, True):
+            paced, agent = await run_once(tmp / f"p{r}{ev}", video, args.fps, args.frames,
+                                          mqtt_port, plc_port, not args.one_thread, evidence=ev)
+            ack[ev] += paced.plc_ms
+            if agent.evidence is not None:
+                saved += agent.evidence.writer.stats.written
+                dropped += agent.evidence.writer.stats.dropped
+            fast, _ = await run_once(tmp / f"f{r}{ev}", video, None, args.frames, mqtt_port,
+                                     plc_port, not args.one_thread, evidence=ev)
+            fps[ev].append((fast.inspections - 1) / max(fast.last - (fast.first or 0), 1e-9))
+    print(f"evidence off vs on (every defect saved), {args.rounds} alternated round(s) of "
+          f"{args.frames} frames, defective parts {args.defect_rate:.0%}")
+    for ev in (False, True):
+        print(f"  evidence {'on ' if ev else 'off'}: capture -> PLC ack (n={len(ack[ev])}) p50 "
+              f"{pct(ack[ev], 50):6.2f} ms  p99 {pct(ack[ev], 99):6.2f} ms   unpaced "
+              f"{statistics.median(fps[ev]):7.1f} frames/s")
+    print(f"  paced runs with evidence on: {saved} image(s) saved, {dropped} dropped")
+
+
+async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_port: int,
+                        plc_port: int) -> None:
+    """0, 1, 3 ... console viewers alternated (paced: capture -> PLC ack; unpaced: frames/s)."""
+    counts = [int(n) for n in args.viewers.split(",")]
+    ack: dict[int, list[float]] = {n: [] for n in counts}
+    fps: dict[int, list[float]] = {n: [] for n in counts}
+    encoded: dict[int, int] = dict.fromkeys(counts, 0)
+    cpu: dict[int, float] = dict.fromkeys(counts, 0.0)
+    fetched: dict[int, str] = {}
+    for r in range(args.rounds):
+        for n in counts:
+            paced, agent = await run_once(tmp / f"p{r}v{n}", video, args.fps, args.frames,
+                                          mqtt_port, plc_port, not args.one_thread, viewers=n)
+            ack[n] += paced.plc_ms
+            console = agent.health.console.console
+            if console is not None:
+                encoded[n] += sum(console.live.encoded.values())
+                cpu[n] += console.live.encode_s
+            fetched[n] = paced.viewer_report.strip()
+            fast, _ = await run_once(tmp / f"f{r}v{n}", video, None, args.frames, mqtt_port,
+                                     plc_port, not args.one_thread, viewers=n)
+            fps[n].append((fast.inspections - 1) / max(fast.last - (fast.first or 0), 1e-9))
+    print(f"web console viewers, {args.rounds} alternated round(s) of {args.frames} frames "
+          f"(paced at {args.fps} fps, then unpaced); health server + console on in every run")
+    for n in counts:
+        print(f"  {n} viewer(s): capture -> PLC ack (n={len(ack[n])}) p50 {pct(ack[n], 50):6.2f} ms"
+              f"  p99 {pct(ack[n], 99):6.2f} ms   unpaced {statistics.median(fps[n]):7.1f} "
+              f"frames/s   live frames encoded (paced) {encoded[n]}, encoder CPU "
+              f"{1000 * cpu[n] / max(encoded[n], 1):.2f} ms each"
+              + (f"   [{fetched[n]}]" if fetched.get(n) else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--one-thread", action="store_true",
                     help="station with prepare_ahead: false (one inference thread)")
+    ap.add_argument("--evidence", action="store_true",
+                    help="only compare evidence off and on (stop path p99, frames/s)")
+    ap.add_argument("--rounds", type=int, default=2, help="--evidence / --viewers: rounds")
+    ap.add_argument("--viewers", default="",
+                    help="only compare web-console viewer counts, e.g. 0,1,3")
+    ap.add_argument("--defect-rate", type=float, choices=sorted(SCHEDULES), default=0.5,
+                    help="share of defective parts in the recorded video")
     asyncio.run(main_async(ap.parse_args()))
 
 

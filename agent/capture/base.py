@@ -37,8 +37,9 @@ class FrameSource(Protocol):
     """A blocking frame reader driven by one capture thread.
 
     `open` raises SourceError when the source cannot be opened. `read(clock)` returns
-    one `Grab` (its `t_grab` taken with `clock` right at grab), or None at the end of
-    a finite source; it raises SourceError on a read failure. `live` sources (devices,
+    one `Grab` (its `t_grab` taken with `clock` right at grab), None at the end of
+    a finite source, or IDLE when a healthy triggered source had no frame to give;
+    it raises SourceError on a read failure. `live` sources (devices,
     network streams) deliver at their own rate and are never slowed down by the
     reader; the others (files, folders, synthetic) are paced to the target fps.
     """
@@ -49,6 +50,17 @@ class FrameSource(Protocol):
 
     def open(self) -> None: ...
 
-    def read(self, clock: Callable[[], float]) -> Grab | None: ...
+    def read(self, clock: Callable[[], float]) -> Grab | Idle | None: ...
 
     def close(self) -> None: ...
+
+
+class Idle:
+    """`read()` result of a healthy source that had no frame to give: a triggered camera
+    waiting for its trigger. The camera counts it as a sign of life, not as a frame."""
+
+    def __repr__(self) -> str:
+        return "IDLE"
+
+
+IDLE = Idle()

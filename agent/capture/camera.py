@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from agent.backoff import Backoff
-from agent.capture.base import FrameSource, Grab, SourceError, SourceState
+from agent.capture.base import FrameSource, Grab, Idle, SourceError, SourceState
 from agent.capture.events import CameraEvent, CameraStats
 from agent.capture.freeze import FreezeDetector
 from agent.capture.pacing import FpsMeter, Pacer
@@ -74,6 +74,7 @@ class Camera:
         self._reconnects = self._open_errors = self._failed_reconnects = 0
         self._last_t: float | None = None
         self._streak_t = 0.0  # when the current run of frames (or the attempt) began
+        self._alive_t = float("-inf")  # last IDLE read: a triggered source waiting, healthy
 
     # ----- public API -----
 
@@ -175,6 +176,7 @@ class Camera:
             self._streak_t = self._clock()
             try:
                 self.source.open()
+                self._streak_t = self._clock()  # the stall clock starts once it is open
                 return True
             except Exception as exc:  # SourceError, or anything a driver throws
                 self._open_errors += 1
@@ -208,6 +210,9 @@ class Camera:
                 continue
             if grab is None:
                 return True
+            if isinstance(grab, Idle):
+                self._idle()
+                continue
             self._check_read_time(self._clock() - t_read)
             if not self._handle(grab):
                 return False
@@ -279,6 +284,12 @@ class Camera:
         if self._state is not SourceState.STREAMING:
             self._streaming()
 
+    def _idle(self) -> None:
+        """A triggered source is healthy and waits for its trigger: not stalled."""
+        self._alive_t = self._clock()
+        if self._state is not SourceState.STREAMING:
+            self._streaming()
+
     def _streaming(self) -> None:
         self._frozen_since = None
         self._backoff.reset()
@@ -296,7 +307,7 @@ class Camera:
         """Seconds since the last frame, or since this (re)connect if that is later."""
         last = self._last_t
         ref = self._streak_t if last is None else max(last, self._streak_t)
-        return self._clock() - ref
+        return self._clock() - max(ref, self._alive_t)
 
     def _wait_for_consumers(self) -> None:
         """An unpaced recording (file, folder, synthetic without fps) is read at the pace

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from agent.capture.base import FrameSource
 from agent.capture.camera import Camera
+from agent.capture.genicam.config import GenICamCameraConfig
+from agent.capture.genicam.source import build_genicam_source
 from agent.capture.sources.folder_source import FolderCameraConfig, build_folder_source
 from agent.capture.sources.opencv_source import OpenCVCameraConfig, build_opencv_source
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig, build_synthetic_source
@@ -20,6 +22,8 @@ def build_source(name: str, cfg: CameraConfig, base_dir: Path) -> FrameSource:
         return build_opencv_source(name, cfg, base_dir)
     if isinstance(cfg, FolderCameraConfig):
         return build_folder_source(name, cfg, base_dir)
+    if isinstance(cfg, GenICamCameraConfig):
+        return build_genicam_source(name, cfg)
     if isinstance(cfg, SyntheticCameraConfig):
         return build_synthetic_source(name, cfg, base_dir)
     raise TypeError(f"camera {name!r}: unknown source type {type(cfg).__name__}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -60,6 +61,24 @@ def with_state_dir(loaded: LoadedConfig, state: Path) -> LoadedConfig:
     return dataclasses.replace(loaded, config=config)
 
 
+def with_console_token(loaded: LoadedConfig) -> tuple[LoadedConfig, str]:
+    """A random health token for this run when the config has none (the web console needs
+    one to log in); returns the config and the line telling the URL and the token."""
+    cfg = loaded.config
+    listen = cfg.console.listen or cfg.health.listen
+    if not cfg.console.enabled or not listen:
+        return loaded, ""
+    token = cfg.health.token
+    if token is None:
+        token = secrets.token_urlsafe(12)
+        health = cfg.health.model_copy(update={"token": token})
+        loaded = dataclasses.replace(loaded, config=cfg.model_copy(update={"health": health}))
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return loaded, f"Web console: http://{host}:{port}/console/  (token: {token})"
+
+
 def main(args: argparse.Namespace) -> int:
     loaded = load_or_report(args.config or str(demo_config()))
     if loaded is None:
@@ -67,6 +86,9 @@ def main(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or (None if args.config else DEMO_STATE)
     if state_dir is not None:
         loaded = with_state_dir(loaded, state_dir)
+    loaded, args.console = with_console_token(loaded)
+    if args.console:
+        print(args.console, flush=True)
     if args.no_view:
         setup_logging("info", "text")
     else:  # the live view owns the terminal: logs go to a file next to the outbox
@@ -94,8 +116,12 @@ async def _demo(loaded, args: argparse.Namespace) -> int:  # type: ignore[no-unt
     if mqtt and not broker_up(mqtt[0].host, mqtt[0].port):
         note = (f"No MQTT broker on {mqtt[0].host}:{mqtt[0].port}: records wait in the durable "
                 "outbox (see 'queued') and drain when one starts. ")
+    if loaded.config.evidence.enabled:
+        note += (f"Evidence images: {loaded.resolve(loaded.config.state_dir) / 'evidence'}. ")
     if getattr(args, "log_file", None):
         note += f"Logs: {args.log_file}. "
+    if getattr(args, "console", ""):
+        note += args.console + ". "
     note += "Ctrl-C ends the demo with a summary."
     state: dict[str, Agent] = {}
 

@@ -1,7 +1,8 @@
 """Commissioning check without actuating: connect to every PLC and sink, check every
 mapped OPC UA node exists and its DataType fits, read back every Modbus address,
-check MQTT publish permission (QoS 1 test message, PUBACK awaited), and print a
-table of OK/FAIL per signal. Exit 0 when all OK, 1 otherwise, 2 on a bad config.
+check MQTT publish permission (QoS 1 test message, PUBACK awaited), open every
+GenICam camera (model, serial, firmware, pixel format and exposure in effect, fps
+over 2 s, stream statistics), and print a table of OK/FAIL per signal. Exit 0 when all OK, 1 otherwise, 2 on a bad config.
 
 --inject-test-defect STATION sends a marked test defect end to end (PLC defect
 code + an MQTT defect message with "test": true); add --actuate to also send a
@@ -91,6 +92,20 @@ async def run_probe(loaded: LoadedConfig, inject: tuple[str, str] | None, test_c
         finally:
             await link.close()
     rows += await asyncio.to_thread(probe_sinks, loaded, inject, test_code, timeout)
+    rows += await asyncio.to_thread(probe_cameras, cfg)
+    return rows
+
+
+def probe_cameras(cfg: AgentConfig, seconds: float = 2.0) -> list[ProbeRow]:
+    """Open each GenICam camera: identity, settings in effect, fps over `seconds`, stream stats."""
+    from agent.capture.genicam.config import GenICamCameraConfig
+    from agent.capture.genicam.probe import probe_genicam
+
+    rows: list[ProbeRow] = []
+    for name, cc in cfg.cameras.items():
+        if isinstance(cc, GenICamCameraConfig):
+            res = probe_genicam(name, cc, seconds)
+            rows.append(ProbeRow(name, "camera", cc.selector(), res.ok, res.detail))
     return rows
 
 

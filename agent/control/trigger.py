@@ -5,6 +5,11 @@ inspects a frame captured after the trigger, writes `result` (1 OK, 2 NG,
 3 UNKNOWN), `result_code`, `result_part_id`, sets `done`, clears `busy` ->
 PLC clears `trigger` -> agent clears `done`. The trigger is polled every
 `poll_ms`. Every step's timeout and failure is logged and counted.
+
+With a camera trigger (agent/capture/camera_trigger.py) `arm` runs first, as soon as
+the trigger is seen (software: it fires TriggerSoftware), and the time it returns
+replaces the trigger time: the part is judged on a frame captured after it. An arm
+that fails answers UNKNOWN.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from agent.types import Result, Verdict
 log = logging.getLogger(__name__)
 RESULT_CODE = {Result.OK: 1, Result.NG: 2, Result.UNKNOWN: 3}
 Inspect = Callable[[str, float], Awaitable[Verdict]]
+Arm = Callable[[float], Awaitable[float]]
 
 
 @dataclass
@@ -35,6 +41,7 @@ class TriggerStats:
     unknown: int = 0
     inspect_timeouts: int = 0  # no verdict within timeouts.frame_ms: answered UNKNOWN
     inspect_errors: int = 0
+    camera_trigger_errors: int = 0  # the camera trigger could not be fired: answered UNKNOWN
     clear_timeouts: int = 0  # the PLC did not clear the trigger within timeouts.clear_ms
     plc_errors: int = 0  # a read or write of a handshake signal failed
     last_part_id: str | None = None
@@ -58,6 +65,7 @@ class TriggerHandshake:
         *,
         request_timeout: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        arm: Arm | None = None,
     ) -> None:
         missing = [s for s in ("trigger", "busy", "done", "result") if getattr(signals, s) is None]
         if missing:
@@ -68,6 +76,7 @@ class TriggerHandshake:
         self.signals = signals
         self.timeouts = timeouts
         self.inspect = inspect
+        self.arm = arm
         self.poll_s = poll_ms / 1000
         self.request_timeout = request_timeout
         self.clock = clock
@@ -112,9 +121,13 @@ class TriggerHandshake:
         """One part: the trigger is high now."""
         t_trigger = self.clock()
         self._stats.triggers += 1
+        t_frames = await self._arm(t_trigger)
         part_id = await self._read_part_id()
         await self._write("busy", True)
-        verdict_result, code = await self._inspect(part_id, t_trigger)
+        if t_frames is None:
+            verdict_result, code = Result.UNKNOWN, 0
+        else:
+            verdict_result, code = await self._inspect(part_id, t_frames)
         await self._write_result(part_id, verdict_result, code)
         await self._write("done", True)
         await self._write("busy", False)
@@ -133,6 +146,18 @@ class TriggerHandshake:
         part_id = str(int(value)) if not isinstance(value, float) else str(value)
         self._stats.last_part_id = part_id
         return part_id
+
+    async def _arm(self, t_trigger: float) -> float | None:
+        """The camera trigger: frames after the returned time; None when it failed."""
+        if self.arm is None:
+            return t_trigger
+        try:
+            return await asyncio.wait_for(self.arm(t_trigger), self.timeouts.frame_ms / 1000)
+        except Exception as exc:  # noqa: BLE001 - the PLC must still get an answer
+            self._stats.camera_trigger_errors += 1
+            log.warning("trigger %s/%s: camera trigger failed, the part is UNKNOWN: %s",
+                        self.line, self.station, exc or type(exc).__name__)
+            return None
 
     async def _inspect(self, part_id: str, t_trigger: float) -> tuple[Result, int]:
         # The daemon's inspect answers UNKNOWN itself when no frame comes within frame_ms;

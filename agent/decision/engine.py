@@ -175,6 +175,14 @@ class DecisionEngine:
             open_incidents=incidents, impossible_reason=st.episode.reason if st.episode else None,
             verdicts=dict(st.verdicts), defects=st.defects)
 
+    def rule_windows(self, line: str, station: str) -> list[dict[str, Any]]:
+        """Per rule: k, n, the window's marks (oldest first) and whether an incident is open."""
+        st = self._stations[(line, station)]
+        return [{"class": cls, "k": t.window.k, "n": t.window.n,
+                 "marks": [{"hit": m.hit, "score": round(m.score, 3)} for m in t.window.window],
+                 "confirmed": t.window.confirmed(), "open": t.incident is not None}
+                for cls, t in st.tracks.items()]
+
     def stations(self) -> list[tuple[str, str]]:
         return list(self._stations)
 

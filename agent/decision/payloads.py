@@ -12,9 +12,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 SCHEMA_VERSION = 1
+EVIDENCE_SCHEMA_VERSION = 2  # defect, inspection, stop and alarm payloads that carry `evidence`
 StationStateName = Literal[
     "ok", "incident", "inspection_impossible", "fail_safe", "stopped",  # StationView.state
     "inspecting", "impaired", "paused",  # health view of a running station
@@ -66,7 +74,35 @@ class FindingOut(BaseModel):
     box: tuple[float, float, float, float] | None = Field(None, description="[x1, y1, x2, y2] in frame pixels; null for whole-frame results.")
 
 
-class DefectPayload(_StationEvent):
+class EvidenceRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Evidence id (UUIDv7).")
+    sha256: str = Field(description="SHA-256 of the stored JPEG of the full frame.")
+    bytes: int = Field(description="Size of that JPEG in bytes.")
+    width: int = Field(description="Frame width in pixels.")
+    height: int = Field(description="Frame height in pixels.")
+    path: str = Field(description="Path of the JPEG relative to the agent's evidence folder (state_dir/evidence), '/'-separated.")
+    url: str = Field(description="Where the agent serves it (GET, same bearer token as /status); '' when the health server is off.")
+    files: list[str] = Field(default_factory=list, description="Relative paths of the crops (one per finding with a box) and the annotated copy.")
+
+
+class _WithEvidence(_StationEvent):
+    """Version 2 adds the optional `evidence` object; a payload without it is exactly
+    version 1 (the key is left out, not null), so version-1 consumers keep working."""
+
+    schema_version: Literal[1, 2] = Field(1, description="Version of this payload schema: 2 when `evidence` is present, else 1.")  # type: ignore[assignment]
+    evidence: EvidenceRef | None = Field(None, description="The image behind this record (absent when none was stored).")
+
+    @model_serializer(mode="wrap")
+    def _without_null_evidence(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]  # noqa: ANN202 (an annotation would replace the JSON Schema)
+        out = handler(self)
+        if isinstance(out, dict) and out.get("evidence") is None:
+            out.pop("evidence", None)
+        return out
+
+
+class DefectPayload(_WithEvidence):
     """One confirmed defect incident (sent once when the incident opens)."""
 
     part_id: str | None = Field(None, description="Part id when known (triggered mode or a source that knows it).")
@@ -86,7 +122,7 @@ class DefectPayload(_StationEvent):
     budget_exceeded: bool = Field(description="The confirming frame's verdict missed the station's latency budget.")
 
 
-class InspectionPayload(_StationEvent):
+class InspectionPayload(_WithEvidence):
     """One verdict (sent only for stations with publish_inspections)."""
 
     part_id: str | None = Field(None, description="Part id when known.")
@@ -105,7 +141,7 @@ class InspectionPayload(_StationEvent):
     budget_exceeded: bool = Field(False, description="The verdict missed the station's latency budget.")
 
 
-class StopPayload(_StationEvent):
+class StopPayload(_WithEvidence):
     """The outcome of one PLC command (stop, reject, alarm, reset)."""
 
     kind: Literal["stop", "reject", "alarm", "reset"] = Field(description="Command kind.")
@@ -120,7 +156,7 @@ class StopPayload(_StationEvent):
     rule: str | None = Field(None, description="The rule that fired.")
 
 
-class AlarmPayload(_StationEvent):
+class AlarmPayload(_WithEvidence):
     """Fail-safe alarm raised / cleared, or a reset of a latched stop."""
 
     event: Literal["raised", "cleared", "reset"] = Field(description="raised: inspection impossible for longer than fail_safe.after_s; cleared: inspection possible again; reset: a latched stop was released.")

@@ -18,13 +18,18 @@ authorised monitor nor grow without bound or block the event loop for long:
   unknown path 404, another method 405;
 - /metrics is rendered at most once per `metrics_cache_s` (a few ms of CPU on the event
   loop each time): rapid or concurrent scrapes share the last rendering.
+
+Other packages add paths with `add_route` (the web console): a route may take POST (a
+form body of at most `max_body_bytes`, read within the same `header_timeout_s`), may be
+public (the login page), or send a browser to a login page instead of a bare 401; an
+`add_authorizer` hook lets a request in on something other than the bearer header (the
+console's session cookie). Handlers are synchronous and must not block.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 from collections import Counter
@@ -35,16 +40,18 @@ from typing import Any, SupportsIndex
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from agent.health.metrics import Metrics
+from agent.health.routes import REASONS as _REASONS
+from agent.health.routes import HttpError as _HttpError
+from agent.health.routes import Request, Route
+from agent.health.routes import Response as _Response
+from agent.health.routes import error_response as _error
+from agent.health.routes import json_response as _json
+from agent.health.routes import parse_head as _parse_head
 from agent.health.status import HealthChecks
 
 log = logging.getLogger(__name__)
 
-_REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 503: "Service Unavailable",
-}
-_JSON = "application/json"
+_BUILTIN = ("/healthz", "/metrics", "/status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,7 @@ class ServerLimits:
     max_pending: int = 128  # connections whose request head is still arriving
     max_pending_per_client: int = 32  # the same, per client address
     max_request_bytes: int = 8192
+    max_body_bytes: int = 4096  # POST bodies (registered routes only)
     header_timeout_s: float = 2.0  # accept -> complete request head
     write_timeout_s: float = 2.0  # a reply must be taken within this
     metrics_cache_s: float = 0.5
@@ -66,14 +74,6 @@ class ServerStats:
     dropped: int  # pending connections evicted (closed unanswered) for newer ones
     active: int  # connections open now (pending or being answered)
     pending: int = 0  # connections whose request head is still arriving
-
-
-@dataclass(frozen=True, slots=True)
-class _Response:
-    code: int
-    body: bytes
-    content_type: str = _JSON
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 SLOW_AFTER_S = 0.25  # a pending connection that sent nothing for this long may be evicted
@@ -106,50 +106,12 @@ class _Pending:
     since: float
 
 
-class _HttpError(Exception):
-    def __init__(self, code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
-
-
 def parse_listen(listen: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' -> (host, port)."""
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"health listen address {listen!r} is not host:port")
     return host.strip("[]"), int(port)
-
-
-def _json(code: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
-    body = json.dumps(obj, default=str, sort_keys=True).encode() + b"\n"
-    return _Response(code, body, _JSON, headers)
-
-
-def _error(code: int, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
-    return _json(code, {"error": _REASONS.get(code, "error"), "detail": detail}, headers)
-
-
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
-    """Request head -> (method, path, headers with lower-case names); _HttpError(400)."""
-    try:
-        lines = head.decode("ascii").split("\r\n")
-    except UnicodeDecodeError:
-        raise _HttpError(400, "request head is not ASCII") from None
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper():
-        raise _HttpError(400, "malformed request line")
-    method, target, version = parts
-    if not version.startswith("HTTP/1.") or not target.startswith("/"):
-        raise _HttpError(400, "malformed request line")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise _HttpError(400, "malformed header line")
-        headers[name.lower()] = value.strip()
-    return method, target.split("?", 1)[0], headers
 
 
 class HealthServer:
@@ -177,6 +139,22 @@ class HealthServer:
         self._responses: Counter[int] = Counter()
         self._busy = self._dropped = 0
         self._metrics_cache: tuple[float, bytes] | None = None  # (monotonic time, text)
+        # path prefix -> handler(path) -> (status, body, content type), e.g. /evidence/
+        self.prefix_routes: dict[str, Callable[[str], tuple[int, bytes, str]]] = {}
+        self.routes: list[Route] = []
+        self.authorizers: list[Callable[[dict[str, str]], bool]] = []
+
+    def add_route(self, route: Route) -> None:
+        """Serve `route` too (checked after /healthz, /metrics, /status)."""
+        self.routes.append(route)
+
+    def add_authorizer(self, fn: Callable[[dict[str, str]], bool]) -> None:
+        """A request whose headers `fn` accepts is authorised without the bearer header."""
+        self.authorizers.append(fn)
+
+    @property
+    def host(self) -> str:
+        return self._host
 
     @property
     def port(self) -> int:
@@ -280,9 +258,17 @@ class HealthServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head_only = False
         try:
-            method, path, headers = _parse_head(await self._read_head(reader, writer))
+            method, target, headers = _parse_head(await self._read_head(reader, writer))
             head_only = method == "HEAD"
-            response = self._route(method, path, headers)
+            path, _, query = target.partition("?")
+            route = next((r for r in self.routes if r.matches(path)), None)
+            if route is not None and path not in _BUILTIN:
+                body = await self._read_body(reader, method, headers)
+                peer = writer.get_extra_info("peername")
+                client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+                response = self._call(route, Request(method, path, query, headers, body, client))
+            else:
+                response = self._route(method, path, headers)
         except _HttpError as exc:
             response = _error(exc.code, exc.detail)
         except TimeoutError:
@@ -297,14 +283,45 @@ class HealthServer:
             response = _error(503, "too many health replies being written")
         await self._reply(writer, response, head_only)
 
+    async def _read_body(self, reader: asyncio.StreamReader, method: str,
+                         headers: dict[str, str]) -> bytes:
+        if method != "POST":
+            return b""
+        length = headers.get("content-length", "0")
+        if not length.isdigit():
+            raise _HttpError(400, "POST needs a Content-Length")
+        if int(length) > self.limits.max_body_bytes:
+            raise _HttpError(413, f"body over {self.limits.max_body_bytes} bytes")
+        return await asyncio.wait_for(reader.readexactly(int(length)),
+                                      self.limits.header_timeout_s)
+
+    def _call(self, route: Route, req: Request) -> _Response:
+        if req.method not in route.methods:
+            allow = ", ".join(route.methods)
+            return _error(405, f"method {req.method} not allowed", (("Allow", allow),))
+        if not route.public and not self._allowed(req.headers):
+            if route.login is not None:
+                return _Response(303, b"", "text/plain", (("Location", route.login),))
+            return _error(401, "bearer token or console login required",
+                          (("WWW-Authenticate", 'Bearer realm="edge-agent"'),))
+        try:
+            return route.handler(req)
+        except Exception as exc:
+            log.exception("health server: %s failed", req.path)
+            return _error(500, f"{req.path} failed: {type(exc).__name__}")
+
+    def _allowed(self, headers: dict[str, str]) -> bool:
+        return self._authorized(headers.get("authorization", "")) or any(
+            fn(headers) for fn in self.authorizers)
+
     def _route(self, method: str, path: str, headers: dict[str, str]) -> _Response:
         if method not in ("GET", "HEAD"):
             return _error(405, f"method {method} not allowed", (("Allow", "GET, HEAD"),))
-        if not self._authorized(headers.get("authorization", "")):
+        if not self._allowed(headers):
             return _error(401, "bearer token required",
                           (("WWW-Authenticate", 'Bearer realm="edge-agent"'),))
         handler = {"/healthz": self._healthz, "/metrics": self._metrics_page,
-                   "/status": self._status_page}.get(path)
+                   "/status": self._status_page}.get(path) or self._prefixed(path)
         if handler is None:
             return _error(404, f"unknown path {path!r}; try /healthz, /metrics, /status")
         try:
@@ -312,6 +329,12 @@ class HealthServer:
         except Exception as exc:
             log.exception("health server: %s failed", path)
             return _error(500, f"{path} failed: {type(exc).__name__}: {exc}")
+
+    def _prefixed(self, path: str) -> Callable[[], _Response] | None:
+        for prefix, fn in self.prefix_routes.items():
+            if path.startswith(prefix):
+                return lambda: _Response(*fn(path))
+        return None
 
     def _authorized(self, authorization: str) -> bool:
         if self._token is None:

@@ -26,6 +26,10 @@ class Spec:
 
 SPECS: dict[str, Spec] = {
     "camera": Spec("agent.capture.events:CameraStats", "Camera capture", ("camera",)),
+    "camera_stream": Spec("", "GenICam stream statistics (Aravis), summed over reconnects",
+                          ("camera",), fields={name: "int" for name in (
+                              "completed_buffers", "failed_buffers", "underrun_buffers",
+                              "timeout_buffers", "missing_packets", "resent_packets")}),
     "worker": Spec("agent.inference.stats:WorkerStats", "Station inference worker",
                    ("line", "station"), skip=("last_progress", "last_loop")),
     "slot": Spec("", "Newest-frame slot of a station", ("line", "station"),
@@ -58,10 +62,16 @@ SPECS: dict[str, Spec] = {
     "reset_watch": Spec("agent.control.reset_watch:ResetWatchStats", "PLC reset input",
                         ("plc",)),
     "audit": Spec("agent.audit:AuditStats", "Audit log", (), gauges=("bytes",)),
+    "evidence_writer": Spec("agent.evidence.writer:WriterStats", "Evidence writer thread", (),
+                            gauges=("queue_depth",), rename={"bytes_written": "written_bytes"}),
+    "evidence_store": Spec("agent.evidence.retention:RetentionStats", "Evidence store and "
+                           "retention", (), gauges=("items", "bytes", "free_bytes")),
     "sd_notify": Spec("agent.health.sdnotify:SdNotifyStats", "sd_notify messages", ()),
     "watchdog": Spec("agent.health.watchdog:WatchdogStats", "systemd watchdog", ()),
     "health": Spec("agent.health.server:ServerStats", "Health HTTP server", (),
                    gauges=("active", "pending"), keys={"responses": "code"}),
+    "console": Spec("agent.web.live:ConsoleStats", "Web console live view (frames drawn and "
+                    "encoded only while a viewer watches)", (), gauges=("viewers",)),
 }
 
 # Gauges and counters not read from a stats() dataclass (health wiring, outbox alarms,

@@ -29,6 +29,7 @@ from agent.runtime.station_snapshot import station_snapshot
 from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import utc_now
+from agent.web.wiring import ConsoleWiring
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class HealthWiring:
         self.watchdog: ProgressWatchdog | None = None
         self.plcs = PlcHealth(agent, self._station_check, self._degraded)
         self._published: tuple[object, ...] = ()
+        self.console = ConsoleWiring(self)
 
     # ------------------------------------------------------------ checks
     def _register(self) -> None:
@@ -198,6 +200,7 @@ class HealthWiring:
                                        a.cfg.health.token)
             await self.server.start()
             a.metrics.stats.register("health", self.server.stats)
+        await self.console.start()
         if self.notifier.watchdog_interval_s:
             stall = max(2.0, 4 * self.notifier.watchdog_interval_s)
             self.watchdog = ProgressWatchdog(self.notifier, self._progress, stall)
@@ -283,6 +286,7 @@ class HealthWiring:
             await self.watchdog.stop()
 
     async def stop(self) -> None:
+        await self.console.stop()
         if self.server is not None:
             await self.server.stop()
 

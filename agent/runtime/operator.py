@@ -1,6 +1,7 @@
 """What an accepted operator command does on the running daemon (on the event loop).
 
-The command arrived authenticated, replay-checked and audited (agent.sinks.mqtt_listener);
+The command arrived authenticated, replay-checked and audited (agent.sinks.mqtt_listener,
+or the console's operator path, agent.web.operator);
 here it acts: reset a latched stop, pause / resume inspection, promote the candidate
 model or roll back to the previous one (agent.runtime.model_lifecycle), publish the
 birth again.
@@ -14,10 +15,11 @@ if TYPE_CHECKING:
     from agent.app import Agent
 
 
-def handle_operator_command(agent: Agent, cmd: Any) -> None:
+def handle_operator_command(agent: Agent, cmd: Any, via: str = "mqtt") -> None:
+    """`via`: the path it came by (mqtt, console), for the audit's `source`."""
     action = getattr(cmd, "action", None)
     line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
-    source = f"mqtt:{getattr(cmd, 'client_id', '?')}"
+    source = f"{via}:{getattr(cmd, 'client_id', '?')}"
     targets = [rt for rt in agent.stations.values()
                if (line in (None, rt.line)) and (station in (None, rt.name))]
     for rt in targets:

@@ -7,6 +7,7 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
+from agent.capture.camera_trigger import camera_arm
 from agent.config.station import StationSignals
 from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
@@ -70,7 +71,8 @@ class PlcWiring:
             pc = self.agent.cfg.plcs[rt.cfg.plc]
             trig = TriggerHandshake(
                 self.links[rt.cfg.plc], rt.line, rt.name, rt.cfg.signals, rt.cfg.trigger,
-                functools.partial(self.agent.inspect_part, rt), _poll_ms(pc))
+                functools.partial(self.agent.inspect_part, rt), _poll_ms(pc),
+                arm=camera_arm(rt.camera.source))
             await trig.start()
             self.triggers.append(trig)
             self.agent.metrics.stats.register("trigger", trig.stats, line=rt.line,

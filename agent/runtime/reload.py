@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESTART_ONLY = ("cameras", "plcs", "sinks", "state_dir")
+RESTART_ONLY = ("cameras", "plcs", "sinks", "state_dir", "evidence")
 
 
 class Reloader:

@@ -21,6 +21,7 @@ class FileSinkConfig(Strict):
     format: Literal["jsonl", "csv"] = Field("jsonl", description="File format.")
     rotate_bytes: int = Field(1024 * 1024, ge=1024, description="Start a new file after this size.")
     rotate_s: float = Field(3600.0, gt=0, description="Start a new file after this many seconds.")
+    evidence: bool = Field(True, description="Copy the images a record references (evidence) into the same folder, before the record is written.")
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
 
 

@@ -9,6 +9,12 @@ folder. Temporary files left by a crash are completed at start: a torn last
 line (written, never acknowledged, so still in the outbox) is cut off and the
 file renamed.
 
+Evidence: with `evidence: true` (the default) the images a record references (full
+frame, crops, annotated copy) are copied into the same folder (`<evidence id>.jpg`,
+`.cropN.jpg`, `.annotated.jpg`), fsynced, before the record's line is written; an
+image retention already deleted is counted (`evidence_missing`) and the record
+written anyway.
+
 CSV: one header row (the keys of the file's first record); a record with other
 keys starts a new file. Nested values are JSON text; a string holding a line
 break is written as JSON text too, so every row is exactly one line.
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.logutil import RepeatLimiter
+from agent.sinks import evidence_files
 from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
 from agent.types import Record
 
@@ -46,6 +53,8 @@ class FileSinkStats:
     files_finalized: int = 0  # renamed to their final name
     files_recovered: int = 0  # temporary files completed at start
     write_errors: int = 0  # sends that raised SinkUnavailable
+    evidence_copied: int = 0  # image files copied beside the records
+    evidence_missing: int = 0  # referenced images no longer in the store (retention)
     rejected: int = 0
     last_error: str | None = None
 
@@ -102,6 +111,14 @@ class FileSink:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self._lim = RepeatLimiter(log, self.where)
+        self._evidence: evidence_files.EvidenceSource | None = None
+
+    def attach_evidence(self, store: evidence_files.EvidenceSource) -> None:
+        self._evidence = store
+
+    @property
+    def takes_evidence(self) -> bool:
+        return self._evidence is not None and self.cfg.evidence
 
     @property
     def state(self) -> SinkState:
@@ -199,6 +216,7 @@ class FileSink:
     def _write_all(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
         if not self._prepared:  # the folder was unusable at start (not mounted yet, ...)
             self._prepare()
+        delivered = self._copy_evidence(rows)
         touched: dict[str, tuple[_Open, int]] = {}
         try:
             for kind, body in rows:
@@ -215,6 +233,33 @@ class FileSink:
             raise
         self._stats.records_written += len(rows)
         self._stats.bytes_written += sum(f.size - s for f, s in touched.values())
+        if self._evidence is not None:
+            for eid in delivered:
+                self._evidence.delivered(eid, self.name)
+
+    def _copy_evidence(self, rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Copy every referenced image beside the records (before their lines are written)."""
+        store = self._evidence
+        if store is None or not self.cfg.evidence:
+            return []
+        ids = []
+        copied = False
+        for _kind, body in rows:
+            ev = evidence_files.reference(body)
+            if ev is None:
+                continue
+            for f in evidence_files.files_of(store, ev):
+                if evidence_files.copy_into(f.path, self.folder):
+                    self._stats.evidence_copied += 1
+                    copied = True
+                else:
+                    self._stats.evidence_missing += 1
+                    log.warning("%s: evidence %s no longer stored (retention); record "
+                                "written without it", self.where, f.name)
+            ids.append(ev["id"])
+        if copied:
+            fsync_dir(self.folder)
+        return ids
 
     def _undo(self, touched: dict[str, tuple[_Open, int]]) -> None:
         """Cut every file back to its size before this send (the records stay in the outbox)."""

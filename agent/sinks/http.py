@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from agent.config.base import Strict
 from agent.sinks.base import SinkContext
@@ -29,7 +29,15 @@ class HttpSinkConfig(Strict):
     tls: TlsConfig = Field(default_factory=TlsConfig, description="TLS verification settings.")
     timeout_ms: int = Field(5000, ge=100, description="Request timeout; a timeout counts as 'unavailable'.")
     batch: bool = Field(True, description="True: one POST per record kind with a JSON array (Idempotency-Key = first..last record id); False: one POST per record with its JSON object (Idempotency-Key = record id).")
+    evidence: Literal["off", "multipart", "put"] = Field("off", description="Images of records with evidence: off = the record carries only the reference (URL served by the agent); multipart = each such record is POSTed alone as multipart/form-data (part `record` = the JSON object, part `image` = the full frame, parts `file` = crops and annotated copy); put = each image is PUT to `evidence_url` first, then the record is POSTed as usual. Retried through the outbox like the records.")
+    evidence_url: str | None = Field(None, pattern=r"^https?://", description="evidence: put: URL template of each image, with {id} (evidence id) and {name} (file name, e.g. <id>.jpg, <id>.crop0.jpg).")
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
+
+    @model_validator(mode="after")
+    def _put_needs_url(self) -> HttpSinkConfig:
+        if self.evidence == "put" and not self.evidence_url:
+            raise ValueError("evidence: put needs evidence_url (e.g. https://mes/evidence/{name})")
+        return self
 
 
 def build(name: str, cfg: HttpSinkConfig, ctx: SinkContext) -> HttpSink:

@@ -31,8 +31,9 @@ class HttpConnections:
         self._lock = threading.Lock()
         self.opened = 0  # connections opened so far (kept-alive ones are reused)
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        """Blocking POST: (status, body). Raises OSError / http.client.HTTPException."""
+    def post(self, url: str, body: bytes, headers: dict[str, str],
+             method: str = "POST") -> tuple[int, bytes]:
+        """Blocking POST (or `method`): (status, body). Raises OSError / HTTPException."""
         parts = urlsplit(url)
         origin = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts))
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -40,10 +41,11 @@ class HttpConnections:
             conn = self._conns.get(origin)
             if conn is not None:
                 try:
-                    return self._exchange(origin, conn, target, body, headers)
+                    return self._exchange(origin, conn, target, body, headers, method)
                 except STALE:
                     pass  # closed by the server while idle: once more on a fresh connection
-            return self._exchange(origin, self._open(origin, parts), target, body, headers)
+            return self._exchange(origin, self._open(origin, parts), target, body, headers,
+                                  method)
 
     def close(self) -> None:
         with self._lock:
@@ -62,9 +64,9 @@ class HttpConnections:
         return conn
 
     def _exchange(self, origin: Origin, conn: http.client.HTTPConnection, target: str,
-                  body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+                  body: bytes, headers: dict[str, str], method: str) -> tuple[int, bytes]:
         try:
-            conn.request("POST", target, body=body, headers=headers)
+            conn.request(method, target, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()  # read to the end: the connection is reusable only then
         except BaseException:

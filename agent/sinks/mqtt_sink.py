@@ -31,6 +31,7 @@ from agent.sinks.base import (
     wire_bytes,
 )
 from agent.sinks.command_replay import SeenIds
+from agent.sinks.mqtt_acks import BatchAcks
 from agent.sinks.mqtt_client import (
     RecordingClient,
     connect_properties,
@@ -51,34 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PAHO_MAX_PAYLOAD = 268_435_455
 CLOSE_ACK_TIMEOUT_S = 2.0
-
-
-class _Acks:
-    """The PUBACKs one send waits for: one future for the whole batch, settled by the last."""
-
-    __slots__ = ("future", "waiting", "refused", "acked")
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-        self.waiting = 0
-        self.refused: dict[str, str] = {}  # record id -> the broker's reason
-        self.acked = 0
-
-    def add(self) -> None:
-        self.waiting += 1
-
-    def settle(self, record_id: str, reason: ReasonCode) -> None:
-        if reason.is_failure:
-            self.refused[record_id] = f"broker refused: {reason} (0x{int(reason.value):02X})"
-        else:
-            self.acked += 1
-        self.waiting -= 1
-        if self.waiting == 0 and not self.future.done():
-            self.future.set_result(None)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
 
 
 @dataclass
@@ -118,7 +91,7 @@ class MqttSink:
         self._state = SinkState.STARTING
         self._stats = MqttSinkStats()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[int, tuple[_Acks, str]] = {}  # mid -> its send's acks, record id
+        self._pending: dict[int, tuple[BatchAcks, str]] = {}  # mid -> its send's acks, record id
         self._untracked: set[int] = set()  # status/telemetry/command replies: acks not awaited
         # PUBACKs arrive on paho's thread; they are handed to the loop in bunches (one
         # wake-up per bunch, not per message), in arrival order. deque appends and pops are
@@ -225,7 +198,7 @@ class MqttSink:
 
     # ---- records --------------------------------------------------------------------
 
-    def _publish_record(self, record: Record, acks: _Acks, now: datetime, v5: bool) -> int:
+    def _publish_record(self, record: Record, acks: BatchAcks, now: datetime, v5: bool) -> int:
         kind = str(record.kind)
         topic = self.topics.record_topic(record)
         data = wire_bytes(record)
@@ -243,15 +216,15 @@ class MqttSink:
         self._track(acks, info.mid, record.id)
         return int(info.mid)
 
-    def _new_acks(self) -> _Acks:
+    def _new_acks(self) -> BatchAcks:
         assert self._loop is not None
-        return _Acks(self._loop.create_future())
+        return BatchAcks(self._loop.create_future())
 
-    def _track(self, acks: _Acks, mid: int, record_id: str) -> None:
+    def _track(self, acks: BatchAcks, mid: int, record_id: str) -> None:
         acks.add()
         self._pending[mid] = (acks, record_id)
 
-    async def _await_acks(self, acks: _Acks, mids: list[int]) -> None:
+    async def _await_acks(self, acks: BatchAcks, mids: list[int]) -> None:
         try:
             await asyncio.wait_for(acks.future, self.cfg.ack_timeout_s)
         except TimeoutError:

@@ -81,13 +81,18 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "run", "--config", str(config), "--log-format",
              "json", *args], cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        self.health_port = int(yaml.safe_load(config.read_text())["health"]["listen"]
-                               .rsplit(":", 1)[1])
+        health = yaml.safe_load(config.read_text())["health"]
+        self.health_port = int(health["listen"].rsplit(":", 1)[1])
+        self.token: str | None = health.get("token")
+
+    def _request(self, path: str) -> urllib.request.Request:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return urllib.request.Request(f"http://127.0.0.1:{self.health_port}{path}",
+                                      headers=headers)
 
     def status(self) -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/status",
-                                        timeout=1) as resp:
+            with urllib.request.urlopen(self._request("/status"), timeout=1) as resp:
                 return dict(json.load(resp))
         except OSError:
             return None
@@ -95,8 +100,7 @@ class Daemon:
     def get(self, path: str) -> tuple[int, bytes]:
         """(HTTP status, body) of a health-server path."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{path}",
-                                        timeout=2) as resp:
+            with urllib.request.urlopen(self._request(path), timeout=2) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()

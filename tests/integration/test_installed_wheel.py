@@ -186,6 +186,8 @@ def test_demo_runs_from_the_installed_package(release: Release) -> None:
     out = release.run("demo", "--duration", "10", timeout=90)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "edge-agent demo summary" in out.stdout
+    assert re.search(r"Web console: http://127\.0\.0\.1:9310/console/  \(token: \S+\)",
+                     out.stdout), out.stdout[:2000]
     state = release.cwd / "var/demo"  # under the current directory, not in the venv
     assert (state / "outbox.sqlite3").is_file() and (state / "audit.jsonl").is_file()
     assert dropped_records(state / "drop"), sorted(p.name for p in (state / "drop").iterdir())
@@ -232,12 +234,25 @@ def test_run_the_installed_example_against_the_soft_plc(release: Release, tmp_pa
             time.sleep(0.3)
         assert healthz == 200 and records, (healthz, records, agent_log.read_text()[-3000:])
         assert {r["action"] for r in records} <= {"stop", "reject", "alert"}
+        # the console's pages and assets come from the wheel's package data
+        login = _body(f"http://127.0.0.1:{hport}/console/login")
+        assert login is not None and b'<form method="post" action="/console/login"' in login
+        script = _body(f"http://127.0.0.1:{hport}/console/static/console.js")
+        assert script is not None and b"/console/live/" in script
         assert _stop(agent) == 0, agent_log.read_text()[-3000:]
     finally:
         _stop(agent)
         _stop(sim)
     # the soft PLC got the agent's commands: a latched stop or counted rejects
     assert re.search(r"latched=1|rejects=[1-9]", sim_log.read_text()), sim_log.read_text()[-2000:]
+
+
+def _body(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bytes(resp.read())
+    except OSError:
+        return None
 
 
 def _get(url: str) -> int | None:

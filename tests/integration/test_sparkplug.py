@@ -105,7 +105,9 @@ async def test_births_then_records_as_ddata_by_alias(mosquitto: Mosquitto, host:
         assert got["Events/Defect/defect_class"] == "scratch"
         assert got["Events/Defect/event_id"] == record.id
         assert got["Events/Defect/model/sha256"] == "ab" * 32
-        assert "ev-1.jpg" in got["Events/Defect/evidence"]
+        # the payload model's evidence object, one metric per field
+        assert got["Events/Defect/evidence/id"] == "ev-1"
+        assert got["Events/Defect/evidence/path"] == "evidence/2026/ev-1.jpg"
 
         await sink.publish_snapshot(snapshot(ng=2, latched=True))  # by exception
         change = await next_msg(host, "DDATA")

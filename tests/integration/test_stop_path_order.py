@@ -96,7 +96,8 @@ async def test_a_command_flushed_at_shutdown_still_leaves_its_stop_record(tmp_pa
     await agent.shutdown()
     audit = [json.loads(line) for line in
              (tmp_path / "state" / "audit.jsonl").read_text().splitlines()]
-    delivered = "".join(p.read_text() for p in (tmp_path / "drop").rglob("*") if p.is_file())
+    delivered = "".join(p.read_text() for p in (tmp_path / "drop").rglob("*") if p.is_file()
+                        and p.suffix != ".jpg")  # evidence images beside the records
     kept = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("outbox*")
                     if p.is_file()).decode("utf-8", "replace")
     for cmd in cmds:

@@ -159,8 +159,9 @@ def test_a_freeze_holds_across_reconnects_until_the_picture_changes() -> None:
 
 def test_live_source_is_decimated_to_target_fps_and_skips_counted() -> None:
     src = FakeSource(live=True, period=0.002)
-    cam, ev = _start(src, fps=20)
-    slot = cam.subscribe()
+    cam = Camera("cam1", src, _opts(fps=20))
+    slot = cam.subscribe()  # before start: a frame published to no slot would not add up
+    cam.start()
     frames = [slot.get(timeout=5) for _ in range(5)]
     cam.stop()
     st = cam.stats()

@@ -118,3 +118,23 @@ def test_telemetry_payloads_validate() -> None:
     last_will = {"schema_version": 1, "time": "2026-11-27T09:00:00+00:00", "site": "plant",
                  "agent_id": "box1", "state": "offline", "version": "0.1.0"}
     validate("status", last_will)
+
+
+def test_evidence_reference_is_version_2_and_version_1_still_validates(tmp_path: Path) -> None:
+    from agent.evidence.capture import with_ref
+
+    ref = {"id": "01a22736-a3fd-7460-b18d-1ee92a456731", "sha256": "ab" * 32, "bytes": 2048,
+           "width": 320, "height": 240, "path": "2026-11-29/01a22736-a3fd-7460-b18d-1ee92a456731.jpg",
+           "url": "http://edge:9310/evidence/01a22736-a3fd-7460-b18d-1ee92a456731.jpg", "files": []}
+    for rec in all_record_kinds(tmp_path):
+        kind = rec.kind.value
+        if kind not in ("defect", "inspection", "stop", "alarm"):
+            continue
+        plain = wire_payload(rec)
+        assert "evidence" not in plain and plain["schema_version"] == 1  # exactly version 1
+        validate(kind, plain)
+        linked = wire_payload(with_ref(rec, ref))
+        assert linked["schema_version"] == 2
+        validate(kind, linked)
+        with pytest.raises(jsonschema.ValidationError):
+            validate(kind, {**linked, "evidence": {**ref, "sha256": None}})

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from agent.capture.base import Grab, SourceError
 from agent.capture.redact import redact_url, scrub
+from agent.capture.rtsp_check import rtsp_failure
 from agent.capture.sources.camera_options import CameraOptions
 
 TargetKind = Literal["device", "stream", "file", "gstreamer"]
@@ -224,8 +225,9 @@ class OpenCVSource:
         if kind == "file":
             return "not a video file, or a codec this OpenCV build lacks"
         if kind == "stream":
-            return (f"unreachable, refused or not a video stream "
-                    f"(open timeout {self.cfg.open_timeout_ms} ms)")
+            why = rtsp_failure(str(self.target.target), self.cfg.open_timeout_ms / 1000)
+            return why or (f"unreachable, refused or not a video stream "
+                           f"(open timeout {self.cfg.open_timeout_ms} ms)")
         if kind == "device":
             return "the device exists but cannot be opened (busy, or not a capture device)"
         return "the pipeline did not start"

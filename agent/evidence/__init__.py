@@ -1,0 +1,1 @@
+"""Evidence: the image behind every verdict (store, retention, writer thread, export)."""

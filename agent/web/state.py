@@ -1,0 +1,120 @@
+"""The JSON behind the console's pages, read from the running agent (on the event loop).
+
+Cheap reads only: counters, the last 300 inspection timings per station, states.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+    from agent.web.live import LiveEncoder
+
+BIT_NAMES = ("healthy", "camera_ok", "model_ok", "degraded", "paused")
+
+
+def _pct(values: list[float], q: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 2)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
+
+
+def _num(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None or math.isnan(x) else round(x, nd)
+
+
+def line_state(agent: Agent, live: LiveEncoder | None) -> dict[str, Any]:
+    return {"agent_id": agent.cfg.agent_id, "site": agent.cfg.site,
+            "stations": [station_card(agent, key, live) for key in agent.stations],
+            "cameras": cameras(agent), "plcs": plcs(agent), "sinks": sinks(agent)}
+
+
+def station_card(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str, Any]:
+    rt = agent.stations[key]
+    cam = rt.camera.stats()
+    infer = [r[1] for r in list(rt.monitor.recent)]
+    view = agent.engine.station_state(rt.line, rt.name)
+    snap = live.snapshot(key) if live is not None else None
+    age = cam.last_frame_age_s
+    return {
+        "key": key, "line": rt.line, "station": rt.name, "camera": rt.camera.name,
+        "mode": rt.cfg.mode, "state": view.state, "paused": rt.paused,
+        "latched": view.latched, "latch_event_id": view.latch_event_id,
+        "impossible": view.impossible_reason,
+        "incidents": [{"class": i.defect_class, "code": i.defect_code, "frames": i.frames,
+                       "peak": round(i.peak_score, 3)} for i in view.open_incidents],
+        "fps": _num(cam.fps), "frame_age_ms": _num(None if age is None else age * 1000),
+        "infer_p50_ms": _pct(infer, 50), "infer_p99_ms": _pct(infer, 99),
+        "counts": dict(agent.verdict_counts.get(key, {})),
+        "banner": snap.banner if snap else "-", "image_seq": snap.seq if snap else None,
+        "last_defect": _last_defect(agent, key),
+    }
+
+
+def _last_defect(agent: Agent, key: str) -> dict[str, Any] | None:
+    v = agent.last_defect.get(key)
+    if v is None:
+        return None
+    return {"class": v.defect_class, "code": v.defect_code, "event_id": v.event_id,
+            "rule": v.rule}
+
+
+def cameras(agent: Agent) -> list[dict[str, Any]]:
+    out = []
+    for name, cam in agent.cameras.items():
+        st = cam.stats()
+        out.append({"name": name, "state": st.state.value, "fps": _num(st.fps),
+                    "captured": st.captured, "dropped": st.dropped,
+                    "reconnects": st.reconnects, "read_errors": st.read_errors})
+    return out
+
+
+def plcs(agent: Agent) -> list[dict[str, Any]]:
+    beats = {hb.link.name: hb for hb in agent.plc.heartbeats}
+    health = getattr(agent, "health", None)
+    out = []
+    for name, link in agent.plc.links.items():
+        row: dict[str, Any] = {"name": name, "state": link.state.value, "heartbeat": None}
+        hb = beats.get(name)
+        if hb is not None:
+            st = hb.stats()
+            row["heartbeat"] = {"counter": st.counter, "beats": st.beats, "held": st.held,
+                                "failures": st.write_failures, "refusing": st.refusing}
+            if health is not None:
+                bits = health.heartbeat_bits(name)
+                row["status_word"] = bits.word()
+                row["bits"] = {b: bool(getattr(bits, b)) for b in BIT_NAMES}
+        out.append(row)
+    return out
+
+
+def sinks(agent: Agent) -> list[dict[str, Any]]:
+    stats = agent.outbox.stats()
+    out = []
+    for name, sink in agent.sinks.items():
+        ob = stats.get(name)
+        out.append({"name": name, "state": sink.state.value,
+                    "queued": ob.depth if ob else 0, "sent": ob.sent if ob else 0,
+                    "dead": ob.dead if ob else 0})
+    return out
+
+
+def station_detail(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str, Any]:
+    rt = agent.stations[key]
+    drift = agent.drift.get(key)
+    stats = {k: _num(v, 4) for k, v in drift.stats().items()} if drift is not None else {}
+    return {"card": station_card(agent, key, live),
+            "rules": agent.engine.rule_windows(rt.line, rt.name),
+            "rule_config": [{"class": r.defect_class, "min_score": r.min_score, "k": r.k,
+                             "n": r.n, "action": r.action, "code": r.defect_code}
+                            for r in rt.cfg.rules],
+            "drift": {"enabled": rt.cfg.drift.enabled, "stats": stats},
+            "model": {"name": rt.runner.info.name, "version": rt.runner.info.version,
+                      "provider": rt.runner.info.provider},
+            "time": time.time()}
