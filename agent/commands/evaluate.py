@@ -2,7 +2,7 @@
 
     edge-agent evaluate --model models/defect-cnn-v2 --folder /data/heldout
     edge-agent evaluate --model DIR --against current --config line.yaml --station infeed \\
-                        --folder /var/lib/edge-agent/shadow/line1_infeed --json report.json
+                        --evidence /var/lib/edge-agent/evidence --json report.json
 
 Truth: the subfolder name (`heldout/crack/*.png`) or a JSON sidecar's `truth`; verdicts
 recorded at the time: the sidecar (shadow mode's saved disagreements carry them).
@@ -34,8 +34,13 @@ if TYPE_CHECKING:  # imported in main(), once the process runs at its low priori
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, required=True, help="candidate model folder")
-    p.add_argument("--folder", type=Path, required=True,
-                   help="images (subfolders named after labels give the truth)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--folder", type=Path,
+                     help="images (subfolders named after labels give the truth)")
+    src.add_argument("--evidence", type=Path, metavar="DIR",
+                     help="the evidence store (state_dir/evidence): its images, with the "
+                          "verdicts recorded at the time and the truth in their sidecars "
+                          "(--station: only that station's)")
     p.add_argument("--against", default=None,
                    help="'current' (the station's production model; needs --config and "
                         "--station) or another model folder")
@@ -59,8 +64,8 @@ def _station(args: argparse.Namespace) -> tuple[list[DefectRule] | None, ModelRu
     from agent.inference.session import load_model
 
     if args.config is None:
-        if args.against == "current" or args.station:
-            return None, None, "--against current and --station need --config"
+        if args.against == "current":
+            return None, None, "--against current needs --config and --station"
         return None, None, None
     loaded = load_or_report(args.config)
     if loaded is None:
@@ -89,11 +94,13 @@ def main(args: argparse.Namespace) -> int:
     from agent.config.models import ModelConfig
     from agent.inference.errors import ModelLoadError
     from agent.inference.session import open_model
-    from agent.runtime.evaluation import evaluate, samples, text_table
+    from agent.runtime.evaluation import evaluate, evidence_samples, samples, text_table
 
     cv2.setNumThreads(1)
-    if not args.folder.is_dir():
-        return _fail(f"--folder {args.folder}: not a folder")
+    where = args.folder if args.folder is not None else args.evidence
+    what = "--folder" if args.folder is not None else "--evidence"
+    if not where.is_dir():
+        return _fail(f"{what} {where}: not a folder")
     try:
         rules, reference, err = _station(args)
         if err:
@@ -105,13 +112,16 @@ def main(args: argparse.Namespace) -> int:
                                ModelConfig(path=str(args.model), warmup_runs=1))
     except ModelLoadError as exc:
         return _fail(str(exc))
-    items = samples(args.folder, set(candidate.manifest.labels) | {"ok"})
+    if args.evidence is not None:
+        items = evidence_samples(args.evidence, args.station)
+    else:
+        items = samples(args.folder, set(candidate.manifest.labels) | {"ok"})
     if args.limit is not None:
         items = items[:args.limit]
     if not items:
-        return _fail(f"--folder {args.folder}: no images ({', '.join(('png', 'jpg', 'bmp'))})")
+        return _fail(f"{what} {where}: no images")
     pause = args.pause_ms / 1000.0
-    report = evaluate(candidate, reference, args.folder, items, rules,
+    report = evaluate(candidate, reference, where, items, rules,
                       (lambda: time.sleep(pause)) if pause > 0 else (lambda: None))
     for line in text_table(report):
         print(line)

@@ -9,7 +9,7 @@ from agent.config.base import Strict
 
 class ShadowConfig(Strict):
     max_busy: float = Field(0.7, gt=0, le=1, description="Run the shadow model on a frame only while the production worker was busy less than this share of the last 10 s (CPU to spare); other frames are skipped and counted.")
-    save_disagreements: int = Field(200, ge=0, le=100000, description="Keep at most this many disagreements (both outputs and the frame) under state_dir/shadow/<line>_<station>/; older ones are deleted.")
+    save_disagreements: int = Field(200, ge=0, le=100000, description="Disagreements (the frame and both outputs) go to the evidence store (role shadow) when it is on; with it off, at most this many are kept under state_dir/shadow/<line>_<station>/ (older ones deleted; 0 = none).")
 
 
 class ModelGuardConfig(Strict):

@@ -1,6 +1,7 @@
 """Offline evaluation of a candidate model over a folder of images (a batch job).
 
-Each image gets one label per model: with a station's rules, the highest-scoring class
+Images come from a folder or from the evidence store (`--evidence`). Each image gets one
+label per model: with a station's rules, the highest-scoring class
 that passes them (score, ROI) or `ok`; without rules, the model's top finding (or `ok`).
 Ground truth comes from the image's subfolder name (`folder/crack/0001.png`) or a JSON
 sidecar (`0001.json` with `truth`); a verdict recorded at the time comes from the
@@ -82,6 +83,25 @@ def samples(folder: Path, labels: set[str]) -> list[Sample]:
         truth = parent if parent in labels else doc.get("truth")
         out.append(Sample(path, str(truth) if truth else None, _recorded(doc)))
     return out
+
+
+def evidence_samples(root: Path, station: str | None) -> list[Sample]:
+    """Every stored evidence image (agent/evidence) of `station` (or all): the truth from
+    its sidecar, the verdict recorded at the time (for a shadow disagreement, the
+    production model's)."""
+    from agent.evidence.export import Filters, label_of, select
+    from agent.evidence.store import EvidenceStore
+
+    store = EvidenceStore(root)
+    out = []
+    for meta in select(store, Filters(station=station)):
+        eid = (meta.get("evidence") or {}).get("id")
+        if not eid:
+            continue
+        recorded = _recorded(meta) if meta.get("role") == "shadow" else label_of(meta)
+        truth = meta.get("truth")
+        out.append(Sample(store.image_path(eid), str(truth) if truth else None, recorded))
+    return sorted(out, key=lambda x: str(x.path))
 
 
 @dataclass

@@ -94,8 +94,12 @@ class ModelLifecycle:
         worker = rt.worker
         busy = (lambda: worker.stats().busy_fraction) if worker is not None else (lambda: 0.0)
         where = self.agent.state_dir / "shadow" / f"{rt.line}_{rt.name}"
+        a = self.agent
+        wiring = getattr(a, "evidence", None)
+        evidence = wiring.writer if wiring is not None else None
         sm.shadow = ShadowRunner(rt.key, runner, lambda: list(rt.cfg.rules), busy,
-                                 rt.cfg.shadow_options, where)
+                                 rt.cfg.shadow_options, where, evidence,
+                                 {"site": a.cfg.site, "agent_id": a.cfg.agent_id})
         sm.shadow.start()
         log.info("station %s: model %s (sha256 %s) runs in shadow", rt.key, name,
                  runner.info.sha256[:12])

@@ -8,8 +8,10 @@ the candidate only while the production worker was busy less than `max_busy` of 
 production busy, or shadow still on the previous frame). Its verdicts go nowhere: no
 command, no record. Each frame's verdict (classes passing the station's rules, see
 `frame_classes`) is compared with production's: agreement, flips OK->NG and NG->OK per
-class, its own latency and CPU per frame. Disagreements are saved under
-`state_dir/shadow/<line>_<station>/` as JSON with both outputs, plus the frame as PNG.
+class, its own latency and CPU per frame. Disagreements are saved as evidence (the
+evidence store, agent/evidence: the frame, and a sidecar with `role: shadow`, both
+models' outputs under `production` and `shadow`) when the store is on; without it under
+`state_dir/shadow/<line>_<station>/` as JSON with both outputs plus the frame as PNG.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ from typing import Any
 
 from agent.config.lifecycle import ShadowConfig
 from agent.config.station import DefectRule
+from agent.evidence.writer import EvidenceJob, EvidenceWriter
 from agent.inference.runner import ModelRunner
 from agent.inference.stats import LatencyWindow
 from agent.inference.swap import lower_thread_priority
 from agent.runtime.model_guard import frame_classes
-from agent.types import Inspection
+from agent.types import Inspection, new_event_id
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,12 @@ class ShadowStats:
 
 class ShadowRunner:
     def __init__(self, key: str, runner: ModelRunner, rules: Callable[[], list[DefectRule]],
-                 busy: Callable[[], float], cfg: ShadowConfig, evidence_dir: Path) -> None:
+                 busy: Callable[[], float], cfg: ShadowConfig, evidence_dir: Path,
+                 evidence: EvidenceWriter | None = None,
+                 static: dict[str, Any] | None = None) -> None:
         self.key = key
+        self.evidence = evidence  # the evidence store's writer, when it is on
+        self.static = static or {}  # site, agent_id for the evidence sidecar
         self.runner = runner
         self.rules = rules
         self.busy = busy
@@ -164,8 +171,35 @@ class ShadowRunner:
             elif s and not p:
                 st.ok_to_ng.update(s)
         st.latency.add(shadow.timings.pre_ms + shadow.timings.infer_ms + shadow.timings.post_ms)
-        if not agree and self.cfg.save_disagreements:
+        if not agree and self.evidence is not None:
+            self._to_evidence(prod, shadow, p, s)
+        elif not agree and self.cfg.save_disagreements:
             self._save(prod, shadow, p, s)
+
+    def _to_evidence(self, prod: Inspection, shadow: Inspection, p: frozenset[str],
+                     s: frozenset[str]) -> None:
+        assert prod.frame is not None and self.evidence is not None
+        line, station = self.key.split("/", 1)
+        top = max((f for f in prod.findings if f.label in p), key=lambda f: f.score,
+                  default=None)
+        meta = {**self.static, "line": line, "station": station, "camera": prod.camera_id,
+                "role": "shadow", "reasons": ["shadow_disagreement"], "part_id": prod.part_id,
+                "truth": prod.truth, "frame_seq": prod.frame_seq,
+                "verdict": "NG" if p else "OK", "defect_class": top.label if top else None,
+                "defect_code": 0, "model": findings_json(prod, p)["model"],
+                "capture_time": prod.wall_time.isoformat(),
+                "production": findings_json(prod, p), "shadow": findings_json(shadow, s)}
+        findings = tuple((f.label, float(f.score), f.box) for f in prod.findings)
+        job = EvidenceJob(new_event_id(), prod.frame.pixels, findings, meta, (), self._stored)
+        if not self.evidence.submit(job):
+            with self.stats.lock:
+                self.stats.skipped["evidence_queue_full"] += 1
+
+    def _stored(self, _job: EvidenceJob, ref: dict[str, Any] | None, _err: str | None) -> None:
+        """The evidence writer's thread: count what is on disk."""
+        if ref is not None:
+            with self.stats.lock:
+                self.stats.saved += 1
 
     def _save(self, prod: Inspection, shadow: Inspection, p: frozenset[str],
               s: frozenset[str]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.evidence.store import EvidenceStore
 from plc.softplc import SoftPlc
 from plc.tags import load_tags
 from tests.e2e.harness import Daemon, dropped_records, write_config
@@ -177,36 +178,38 @@ async def test_shadow_disagreements_counted_saved_never_acted_on(
         tmp_path: Path, mosquitto: Mosquitto, softplc: SoftPlc) -> None:
     crack = always_model(tmp_path / "crack", "crack")
     cfg = lifecycle_config(tmp_path, mosquitto.port, softplc.modbus_port or 0,
-                           {"crack": crack}, {"shadow": "crack", "shadow_options": {
-                               "save_disagreements": 5000}}, schedule=[None])  # no pruning
+                           {"crack": crack}, {"shadow": "crack"}, schedule=[None])
     daemon = Daemon(cfg)
     try:
         await asyncio.to_thread(daemon.wait_started)
         sh = await until(lambda: (s := lifecycle(daemon).get("shadow")) and
                          s.get("flips_ok_to_ng", {}).get("crack", 0) >= 10 and s, 30,
                          "shadow flips counted")
-        assert sh["agreement"] < 0.1 and sh["disagreements_saved"] >= 1
-        saved = sorted((tmp_path / "state" / "shadow" / "line1_station1").glob("*.json"))
-        assert saved and saved[0].with_suffix(".png").is_file()
-        doc = yaml.safe_load(saved[0].read_text())
-        assert doc["production"]["verdict"] == "OK" and doc["shadow"]["classes"] == ["crack"]
+        assert sh["agreement"] < 0.1
+        await until(lambda: (lifecycle(daemon).get("shadow") or {}).get(
+            "disagreements_saved", 0) >= 3, 20, "disagreements in the evidence store")
+        store = EvidenceStore(tmp_path / "state" / "evidence")
+        saved = [m for m in store.sidecars() if m.get("role") == "shadow"]
+        assert len(saved) >= 3 and store.image_path(saved[0]["evidence"]["id"]).is_file()
+        assert saved[0]["production"]["verdict"] == "OK" and saved[0]["verdict"] == "OK"
+        assert saved[0]["shadow"]["classes"] == ["crack"]
+        assert saved[0]["shadow"]["model"]["sha256"] != saved[0]["production"]["model"]["sha256"]
         _, metrics = daemon.get("/metrics")
         assert b'edge_agent_shadow_flips_total{class="crack",direction="ok_to_ng"' in metrics
         # its verdicts never act: no stop, no defect record
         assert not softplc.state.get("line1.station1.stop_request")
         assert not dropped_records(tmp_path / "drop", "defect")
-        # the saved disagreements, evaluated offline beside the running daemon: the
+        # the stored disagreements, evaluated offline beside the running daemon: the
         # verdicts recorded at the time (OK) and the current model agree, the candidate not
-        folder = tmp_path / "state" / "shadow" / "line1_station1"
-        args = [sys.executable, "-m", "agent", "evaluate", "--model", str(crack), "--folder",
-                str(folder), "--against", "current", "--config", str(cfg), "--station",
-                "station1", "--json", str(tmp_path / "r.json")]
+        args = [sys.executable, "-m", "agent", "evaluate", "--model", str(crack), "--evidence",
+                str(tmp_path / "state" / "evidence"), "--against", "current", "--config",
+                str(cfg), "--station", "station1", "--json", str(tmp_path / "r.json")]
         out = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True,
                                       timeout=60)
         assert out.returncode == 0, out.stderr
         r = yaml.safe_load((tmp_path / "r.json").read_text())
         ok = r["per_class"]["ok"]
-        assert ok["recorded"] == r["images"] >= 1 and ok["agree_recorded"] == 0.0
+        assert ok["recorded"] == r["images"] >= 3 and ok["agree_recorded"] == 0.0
         assert ok["agree_reference"] == 0.0 and r["per_class"]["crack"]["predicted"] == r["images"]
         rc, _ = await asyncio.to_thread(daemon.terminate)
         assert rc == 0
