@@ -74,6 +74,13 @@ ALARMS: dict[str, Alarm] = {
         "agent-level alarm record `records_lost` (cause missing_at_start, quarantined, "
         "not_stored); audit `outbox_loss`", "edge_agent_outbox_lost_total{sink}",
         "edge-agent outbox --config /etc/edge-agent/agent.yaml stats", "agent/outbox/store.py"),
+    "evidence_not_stored": Alarm(
+        "Disk full", "evidence: {error}",
+        "alarm record `raised` on the station (cleared with `evidence: stored again`); the "
+        "verdicts and records go on without their image",
+        "edge_agent_evidence_writer_failed_total, edge_agent_evidence_writer_disk_full",
+        "edge-agent evidence list --config /etc/edge-agent/agent.yaml",
+        "agent/evidence/capture.py"),
     "provider_fallback": Alarm(
         "Provider fallback", "FALLBACK: first-choice provider {provider} is NOT active",
         "log at start (and a refused promote); /healthz `model:<name>: provider ... (fallback)`; "

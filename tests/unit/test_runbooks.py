@@ -106,3 +106,20 @@ def test_metrics_named_are_in_the_metrics_reference() -> None:
     for key, a in ALARMS.items():
         for metric in re.findall(r"edge_agent_[a-z_]+", a.metric):
             assert metric in exported, (key, metric, "not in docs/metrics.md")
+
+
+# where a `raised` alarm's reason is made, for the modules that only pass one on
+REASON_MADE_IN = {"agent/decision/failsafe.py": "agent/runtime/station.py"}
+RAISES = re.compile(r'(?<!def )(alarm\w*\(\s*(?:[\w.]+,\s*)*"raised"|rollback_alarm\(|outbox_loss\()')
+
+
+def test_every_module_that_raises_an_alarm_has_its_alarms_registered() -> None:
+    sources = {a.source for a in ALARMS.values()}
+    raising = sorted(str(p.relative_to(REPO)) for p in (REPO / "agent").rglob("*.py")
+                     if p.name != "alarms.py" and RAISES.search(p.read_text()))
+    assert "agent/evidence/capture.py" in raising and "agent/runtime/plc_health.py" in raising
+    for module in raising:
+        made = REASON_MADE_IN.get(module, module)
+        if module == "agent/runtime/outbox_alarms.py":
+            made = "agent/outbox/store.py"  # records_lost: the loss is described there
+        assert made in sources, f"{module} raises an alarm with no entry in agent/alarms.py"
