@@ -9,7 +9,6 @@ inference, flush commands, enqueue pending records, checkpoint the outbox.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sys
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import __version__
-from agent.audit import AuditLog, command_fields, outcome_fields
+from agent.audit import AuditLog
 from agent.capture.camera import Camera, CameraEvent
 from agent.capture.factory import build_camera
 from agent.config import LoadedConfig
@@ -37,12 +36,13 @@ from agent.runtime.health_wiring import HealthWiring
 from agent.runtime.model_lifecycle import ModelLifecycle
 from agent.runtime.operator import handle_operator_command
 from agent.runtime.outbox_alarms import OutboxAlarms
+from agent.runtime.outcomes import OutcomeHandler, after_sends
 from agent.runtime.plc_wiring import PlcWiring
 from agent.runtime.records import RecordRouter
 from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
-from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
+from agent.types import Command, Inspection, Record, Result, Verdict
 from agent.web.tap import FrameTap
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class Agent:
         if self.cfg.evidence.enabled:
             self.evidence = EvidenceWiring(self)
             self.evidence.start(loop)
+        self.outcomes = OutcomeHandler(self.audit, self.metrics, self.tap, self.engine,
+                                       self.evidence.route if self.evidence else self.router.submit)
         self.plc = PlcWiring(self, ctx)
         await self.plc.start()
         self._build_stations(loop)
@@ -187,25 +189,13 @@ class Agent:
             pass  # loop closed during shutdown
 
     # ---------------------------------------------------------------- flow
-    @staticmethod
-    def _after_sends(fn: Any, *args: Any) -> None:
-        """Run `fn` once the PLC tasks woken so far have put their writes on the wire.
-
-        `dispatcher.submit` only schedules the dispatcher's task; anything done after it in
-        the same callback (an fsynced audit line, drift statistics: milliseconds) would run
-        before the write is sent. Scheduled behind it instead, it runs right after."""
-        try:
-            asyncio.get_running_loop().call_soon(fn, *args)
-        except RuntimeError:  # no loop running (tools, tests): nothing to wait for
-            fn(*args)
-
     def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> None:
         now = time.monotonic()
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
             if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now), insp):
-                self._after_sends(self._inspection_bookkeeping, rt, insp)
+                after_sends(self._inspection_bookkeeping, rt, insp)
                 return
         self._inspection_bookkeeping(rt, insp)
 
@@ -253,7 +243,7 @@ class Agent:
             self._submit_command(c)
         if self.evidence is not None:
             if decision.commands:
-                self._after_sends(self.evidence.on_decision, decision, insp, triggered)
+                after_sends(self.evidence.on_decision, decision, insp, triggered)
             else:
                 self.evidence.on_decision(decision, insp, triggered)
         else:
@@ -278,27 +268,7 @@ class Agent:
         else:
             log.error("command %s for %s/%s: no PLC link %r", cmd.kind, cmd.line, cmd.station,
                       cmd.plc)
-        # fsynced: after the dispatcher has put the write on the wire, not before it
-        self._after_sends(functools.partial(self.audit.write, "command", **command_fields(cmd),
-                                            sent=dispatcher is not None))
-
-    def on_outcome(self, outcome: CommandOutcome) -> None:
-        """Every command's outcome: audit log, metrics, and a `stop` record to the MES, after
-        the next command waiting for the same PLC (if any) has been sent."""
-        self._after_sends(self._record_outcome, outcome)
-
-    def _record_outcome(self, outcome: CommandOutcome) -> None:
-        c = outcome.command
-        self.audit.write("command_outcome", **outcome_fields(outcome))
-        self.metrics.observe_outcome(outcome)
-        self.tap.on_outcome(outcome)
-        level = logging.INFO if outcome.status.value in ("acked", "suppressed") else logging.ERROR
-        log.log(level, "%s %s/%s -> %s (%s attempts, %s ms)%s", c.kind.value, c.line, c.station,
-                outcome.status.value, outcome.attempts,
-                None if outcome.latency_ms is None else round(outcome.latency_ms, 2),
-                f": {outcome.error}" if outcome.error else "")
-        record = self.engine.outcome_record(outcome)
-        (self.evidence.route if self.evidence is not None else self.router.submit)(record)
+        self.outcomes.command_sent(cmd, dispatcher is not None)
 
     def reset_station(self, line: str, station: str, source: str) -> None:
         self.audit.write("reset", line=line, station=station, source=source)

@@ -1,0 +1,65 @@
+"""What follows a PLC command, off the stop path: its audit line, and its outcome's audit
+line, metrics, console tap, log line and `stop` record.
+
+`after_sends` is how both stay behind the wire: `dispatcher.submit` only schedules the
+PLC task, so anything done in the same callback (an fsynced audit line: milliseconds)
+would run before the write is sent. Scheduled with `call_soon` it runs right after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from agent.audit import command_fields, outcome_fields
+from agent.types import Command, CommandOutcome, Record
+
+if TYPE_CHECKING:
+    from agent.decision.engine import DecisionEngine
+    from agent.health.metrics import Metrics
+    from agent.runtime.audit_writer import AuditWriter
+    from agent.web.tap import FrameTap
+
+log = logging.getLogger("agent.app")  # the outcome lines keep the logger operators grep for
+
+
+def after_sends(fn: Callable[..., Any], *args: Any) -> None:
+    """Run `fn` once the PLC tasks woken so far have put their writes on the wire."""
+    try:
+        asyncio.get_running_loop().call_soon(fn, *args)
+    except RuntimeError:  # no loop running (tools, tests): nothing to wait for
+        fn(*args)
+
+
+class OutcomeHandler:
+    def __init__(self, audit: AuditWriter, metrics: Metrics, tap: FrameTap,
+                 engine: DecisionEngine, route: Callable[[Record], None]) -> None:
+        self.audit = audit
+        self.metrics = metrics
+        self.tap = tap
+        self.engine = engine
+        self.route = route  # the router, or the evidence capture that holds records
+
+    def command_sent(self, cmd: Command, sent: bool) -> None:
+        """The command's fsynced audit line, after its write is on the wire."""
+        after_sends(functools.partial(self.audit.write, "command", **command_fields(cmd),
+                                      sent=sent))
+
+    def __call__(self, outcome: CommandOutcome) -> None:
+        """Every outcome, after the next command waiting for the same PLC has been sent."""
+        after_sends(self._record, outcome)
+
+    def _record(self, outcome: CommandOutcome) -> None:
+        c = outcome.command
+        self.audit.write("command_outcome", **outcome_fields(outcome))
+        self.metrics.observe_outcome(outcome)
+        self.tap.on_outcome(outcome)
+        level = logging.INFO if outcome.status.value in ("acked", "suppressed") else logging.ERROR
+        log.log(level, "%s %s/%s -> %s (%s attempts, %s ms)%s", c.kind.value, c.line, c.station,
+                outcome.status.value, outcome.attempts,
+                None if outcome.latency_ms is None else round(outcome.latency_ms, 2),
+                f": {outcome.error}" if outcome.error else "")
+        self.route(self.engine.outcome_record(outcome))
