@@ -117,4 +117,33 @@ def station_detail(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str
             "drift": {"enabled": rt.cfg.drift.enabled, "stats": stats},
             "model": {"name": rt.runner.info.name, "version": rt.runner.info.version,
                       "provider": rt.runner.info.provider},
+            "lifecycle": lifecycle_rows(agent, key),
             "time": time.time()}
+
+
+def lifecycle_rows(agent: Agent, key: str) -> list[tuple[str, str]]:
+    """The station's model lifecycle as (what, value) rows: switches, guard, shadow figures."""
+    entry = next((e for e in agent.lifecycle.status() if e["station"] == key), None)
+    if entry is None:
+        return []
+    rows = [("sha256", str(entry["sha256"])[:16]), ("previous model", str(entry["previous"])),
+            ("switches / rollbacks / refused",
+             f'{entry["switches"]} / {entry["rollbacks"]} / {entry["refused"]}')]
+    guard = entry.get("guard")
+    if guard:
+        rows.append(("guard", f'{guard["remaining_s"]} s left, {guard["frames"]} frames, '
+                              f'{guard["errors"]} errors, {guard["overruns"]} overruns'))
+    shadow = entry.get("shadow")
+    if shadow:
+        agreement = shadow.get("agreement")
+        rows += [("shadow model", str(shadow["model"])),
+                 ("shadow agreement", "-" if agreement is None else f"{agreement * 100:.1f} %"),
+                 ("shadow compared / skipped", f'{shadow["compared"]} / {shadow["skipped_total"]}'),
+                 ("shadow flips OK->NG", _flips(shadow["flips_ok_to_ng"])),
+                 ("shadow flips NG->OK", _flips(shadow["flips_ng_to_ok"])),
+                 ("shadow p99", "-" if shadow["p99_ms"] is None else f'{shadow["p99_ms"]:.2f} ms')]
+    return rows
+
+
+def _flips(by_class: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(by_class.items())) or "none"

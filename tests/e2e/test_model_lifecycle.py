@@ -4,6 +4,7 @@ and by a guard, SIGHUP with a changed `model:`, and a shadow model that never ac
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -196,6 +197,11 @@ async def test_shadow_disagreements_counted_saved_never_acted_on(
         assert saved[0]["shadow"]["model"]["sha256"] != saved[0]["production"]["model"]["sha256"]
         _, metrics = daemon.get("/metrics")
         assert b'edge_agent_shadow_flips_total{class="crack",direction="ok_to_ng"' in metrics
+        # the console's station page shows the comparison
+        code, body = daemon.get("/console/api/station/line1/station1")
+        rows = dict(json.loads(body)["lifecycle"])
+        assert code == 200 and rows["shadow model"] == "crack", rows
+        assert rows["shadow flips OK->NG"].startswith("crack: ")
         # its verdicts never act: no stop, no defect record
         assert not softplc.state.get("line1.station1.stop_request")
         assert not dropped_records(tmp_path / "drop", "defect")

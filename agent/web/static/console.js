@@ -193,6 +193,7 @@ async function stationPage() {
       [k, fmt(v)]));
     if (!d.drift.enabled) table("drift", ["drift"], [["off for this station"]]);
     $("model").textContent = `${d.model.name} ${d.model.version} on ${d.model.provider}`;
+    table("lifecycle", ["model lifecycle", "value"], d.lifecycle);
   } catch (e) { $("conn").textContent = "connection: " + e.message; }
   setTimeout(stationPage, 1000);
 }
