@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -173,3 +174,13 @@ def truth_defect_parts(seed: int, frames: int, schedule: list[str | None] | None
         if f.part_id is not None and f.label != "ok":
             seen.setdefault(f.part_id, f.label)
     return list(seen.values())
+
+
+async def wait_until(cond: Any, timeout: float, what: str) -> None:
+    """Poll `cond` every 50 ms until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

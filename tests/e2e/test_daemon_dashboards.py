@@ -9,20 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.decision.payloads import MetricsPayload, StatusPayload
 from plc.softplc import SoftPlc
-from plc.tags import load_tags
 from tests.conftest import REPO
 from tests.e2e.harness import Daemon, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_collector import Collector
-from tests.support.ports import free_port
 
 DASHBOARDS = sorted((REPO / "docs" / "grafana").glob("*.json"))
 # PromQL words that are not metric names (functions are told by the "(" after them)
@@ -66,16 +63,6 @@ def test_metric_names_of_an_expression() -> None:
     expr = ('histogram_quantile(0.99, sum by (le, station) (rate(a_bucket{x="y",agent_id='
             '"$agent_id"}[$__rate_interval]))) / b * 2^30 or vector(0) + time() - c offset 5m')
     assert metric_names(expr) == {"a_bucket", "b", "c"}
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
 
 
 async def test_dashboards_and_docs_match_the_exported_metrics(

@@ -5,32 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from plc.softplc import SoftPlc
-from plc.tags import load_tags
 from tests.e2e.harness import Daemon, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_collector import Collector
-from tests.support.ports import free_port
 from tests.support.spb_host import SpbHost, SpbMessage, value
 
 SCHEDULE = [None, "crack", None, None]
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
 
 
 def dialect_config(tmp: Path, mosquitto: Mosquitto, softplc: SoftPlc) -> Path:

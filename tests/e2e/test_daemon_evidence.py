@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,6 @@ import yaml
 
 from agent.evidence.store import EvidenceStore
 from plc.softplc import SoftPlc
-from plc.tags import load_tags
 from tests.conftest import REPO
 from tests.e2e.evidence_helpers import (
     evidence_config,
@@ -29,31 +28,11 @@ from tests.e2e.evidence_helpers import (
     truth_by_seq,
     wait_serving,
 )
-from tests.e2e.harness import Daemon, dropped_records
+from tests.e2e.harness import Daemon, dropped_records, wait_until
 from tests.support.mosquitto import Mosquitto
-from tests.support.ports import free_port
 
 SCHEDULE = [None, "scratch", None, "spot", None, "crack", None, "dent"]
 SEED = 11
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
-
-
-async def wait_until(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def settled(daemon: Daemon, timeout: float = 60) -> None:

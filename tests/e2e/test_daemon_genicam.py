@@ -5,33 +5,20 @@ and restarted: the heartbeat status word drops camera_ok, then recovers."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc
 from plc.tags import load_tags
 from tests.e2e.genicam_line import genicam_line_config
-from tests.e2e.harness import Daemon
-from tests.e2e.test_daemon_line import wait_until
+from tests.e2e.harness import Daemon, wait_until
 from tests.support.fake_gige import FakeGigECamera
 from tests.support.mosquitto import Mosquitto
 from tests.support.ports import free_port
 
 CAMERA_OK = 1 << 1
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
 
 
 def metric(text: str, name: str) -> float:

@@ -25,7 +25,7 @@ from agent.capture.synthetic_scene import ConveyorScene
 from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc
 from plc.tags import load_tags
-from tests.e2e.harness import Daemon, dropped_records, write_config
+from tests.e2e.harness import Daemon, dropped_records, wait_until, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_collector import Collector
 from tests.support.ports import free_port
@@ -42,15 +42,6 @@ async def softplc() -> AsyncIterator[SoftPlc]:
         yield plc
     finally:
         await plc.stop()
-
-
-async def wait_until(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def counter(plc: SoftPlc) -> int:

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from plc.softplc import SoftPlc
-from plc.tags import load_tags
-from tests.e2e.harness import Daemon, dropped_records, truth_defect_parts, write_config
+from tests.e2e.harness import Daemon, dropped_records, truth_defect_parts, wait_until, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_collector import Collector
-from tests.support.ports import free_port
 
 SCHEDULE = [None, "scratch", None, "spot", None, "crack", None, "dent"]
 SEED = 11
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
-
-
-async def wait_until(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 async def test_defects_records_stop_and_reset(tmp_path: Path, mosquitto: Mosquitto,

@@ -14,28 +14,17 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from plc.softplc import SoftPlc
-from plc.tags import load_tags
 from tests.e2e.harness import Daemon, dropped_records, write_config
 from tests.integration.test_outbox_loss import corrupt_wal, enqueue_and_kill
 from tests.support.ports import free_port
 
 SCHEDULE = [None, "crack", None, "scratch"]
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
 
 
 @pytest.fixture

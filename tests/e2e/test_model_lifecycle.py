@@ -10,16 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from agent.evidence.store import EvidenceStore
 from plc.softplc import SoftPlc
-from plc.tags import load_tags
 from tests.e2e.harness import Daemon, dropped_records, write_config
 from tests.support.lifecycle_models import (
     BUNDLED,
@@ -28,20 +26,9 @@ from tests.support.lifecycle_models import (
     textured_nan_model,
 )
 from tests.support.mosquitto import Mosquitto
-from tests.support.ports import free_port
 
 KEY = "4b1d9e0c7a2f3e5d6c8b9a0f1e2d3c4b"
 BUNDLED_SHA = yaml.safe_load((BUNDLED / "model.yaml").read_text())["sha256"]
-
-
-@pytest.fixture
-async def softplc() -> AsyncIterator[SoftPlc]:
-    plc = SoftPlc(load_tags(), modbus_port=free_port(), opcua_port=None)
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
 
 
 def lifecycle_config(tmp: Path, mqtt_port: int, modbus_port: int,
