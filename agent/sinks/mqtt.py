@@ -9,8 +9,8 @@ from pydantic import Field, SecretStr, model_validator
 from agent.config.base import Strict
 from agent.sinks.base import SinkContext
 from agent.sinks.ha_discovery import HomeAssistantConfig
+from agent.sinks.mqtt_broker import BrokerConnection
 from agent.sinks.outbox_policy import MqttOutboxPolicy
-from agent.sinks.tls import TlsConfig
 
 if TYPE_CHECKING:
     from agent.sinks.command_auth import Keyring
@@ -55,15 +55,10 @@ class MqttCommandsConfig(Strict):
         return self
 
 
-class MqttSinkConfig(Strict):
+class MqttSinkConfig(BrokerConnection):
     type: Literal["mqtt"] = Field(description="MQTT broker (MES, SCADA, dashboards).")
-    host: str = Field(description="Broker host name or address.")
-    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
     protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT protocol version.")
     client_id: str | None = Field(None, description="Client id; default: the agent id.")
-    username: str | None = Field(None, description="User name.")
-    password: SecretStr | None = Field(None, description="Password (use ${file:...}, ${env:...} or ${cred:...}).")
-    tls: TlsConfig | None = Field(None, description="TLS settings; absent = plain TCP.")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive.")
     prefix: str = Field("edge", description="First level of every topic.")
     topics: dict[str, str] = Field(default_factory=dict, description="Per record kind topic template override, e.g. {defect: '{prefix}/{site}/{line}/{station}/defect'}.")

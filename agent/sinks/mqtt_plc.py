@@ -10,24 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
+from agent.sinks.mqtt_broker import BrokerConnection
 from agent.sinks.plc_common import PlcCommon
-from agent.sinks.tls import TlsConfig
 
 if TYPE_CHECKING:
     from agent.sinks.base import SinkContext
     from agent.sinks.mqtt_plc_link import MqttPlcLink
 
 
-class MqttPlcConfig(PlcCommon):
+class MqttPlcConfig(PlcCommon, BrokerConnection):
     type: Literal["mqtt"] = Field(description="PLC that subscribes to MQTT (MQTT 5 broker; addresses are topics).")
-    host: str = Field(description="Broker host name or address.")
-    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
     client_id: str | None = Field(None, description="Client id; default: '<agent_id>-plc-<name>'.")
-    username: str | None = Field(None, description="User name.")
-    password: SecretStr | None = Field(None, description="Password (use ${file:...}, ${env:...} or ${cred:...}).")
-    tls: TlsConfig | None = Field(None, description="TLS settings; absent = plain TCP.")
     keepalive_s: int = Field(10, ge=2, le=3600, description="MQTT keep-alive; a dead broker is noticed within 1.5x this.")
     connect_timeout_ms: int = Field(3000, ge=100, description="Give up one connect attempt after this long.")
     poll_ms: int = Field(20, ge=5, le=10000, description="Poll period of trigger and reset inputs (last retained value of their topics).")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from agent.config.base import Strict
 from agent.sinks.base import SinkContext
+from agent.sinks.mqtt_broker import BrokerConnection
 from agent.sinks.outbox_policy import MqttOutboxPolicy
-from agent.sinks.tls import TlsConfig
 
 if TYPE_CHECKING:
     from agent.sinks.sparkplug_sink import SparkplugSink
@@ -22,15 +21,10 @@ if TYPE_CHECKING:
 SPB_ID = r"^[^/+#]+$"  # a Sparkplug id is one topic level without wildcards
 
 
-class SparkplugSinkConfig(Strict):
+class SparkplugSinkConfig(BrokerConnection):
     type: Literal["sparkplug"] = Field(description="Sparkplug B 3.0 edge node (Ignition, other Sparkplug host applications).")
-    host: str = Field(description="Broker host name or address.")
-    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
     protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version (Sparkplug 3.0 allows both).")
     client_id: str | None = Field(None, description="Client id; default: `<agent_id>-spb`.")
-    username: str | None = Field(None, description="User name.")
-    password: SecretStr | None = Field(None, description="Password (use ${file:...}, ${env:...} or ${cred:...}).")
-    tls: TlsConfig | None = Field(None, description="TLS settings; absent = plain TCP.")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive: how soon the broker publishes NDEATH after the agent vanished (about 1.5x).")
     group_id: str = Field(description="Sparkplug group id (e.g. the site or area).", pattern=SPB_ID)
     edge_node_id: str | None = Field(None, description="Sparkplug edge node id; default: the agent id.", pattern=SPB_ID)
