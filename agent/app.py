@@ -171,15 +171,17 @@ class Agent:
         except RuntimeError:  # no loop running (tools, tests): nothing to wait for
             fn(*args)
 
-    def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> None:
+    def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> bool:
+        """True when a command went to a PLC task (bookkeeping waits behind its send)."""
         now = time.monotonic()
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
             if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now)):
                 self._after_sends(self._inspection_bookkeeping, rt, insp)
-                return
+                return True
         self._inspection_bookkeeping(rt, insp)
+        return False
 
     def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)

@@ -115,14 +115,14 @@ class Probe:
 
         on_insp: Any = agent._on_inspection if loop_work else count_only
 
-        def inspected(rt: Any, insp: Any) -> None:
+        def inspected(rt: Any, insp: Any) -> Any:
             self.t_capture[insp.frame_seq] = insp.t_capture
             self.to_loop_ms.append((time.monotonic() - insp.t_capture) * 1000)
             self.inspections += 1
             now = time.monotonic()
             self.first = self.first or now
             self.last = now
-            on_insp(rt, insp)
+            return on_insp(rt, insp)
 
         def outcome(o: Any) -> None:
             frames = o.command.evidence.get("frames") or []
