@@ -213,11 +213,19 @@ def run_daemon(tmp: Path, video: Path, frames: int, extra: dict[str, Any] | None
     return out
 
 
+def show_threads(r: dict[str, Any]) -> None:
+    for name, ms in sorted(r.get("threads", {}).items(), key=lambda kv: -kv[1]):
+        if ms >= 0.005:
+            print(f"    {name:<16} {ms:.3f} ms/frame")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=6000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-thread", action="store_true", help="daemon CPU per frame by thread")
+    ap.add_argument("--one-thread", action="store_true",
+                    help="also the daemon with prepare_ahead: false (one inference thread)")
     ap.add_argument("--smoke", action="store_true", help="CI: 600 frames, 1 round")
     args = ap.parse_args()
     if args.smoke:
@@ -226,7 +234,7 @@ def main() -> None:
         tmp = Path(d)
         video = tmp / "line.avi"
         write_video(video, args.frames)
-        loops, daemons = [], []
+        loops, daemons, singles = [], [], []
         for i in range(args.rounds):
             loop = run_loop(video, args.frames)
             dmn = run_daemon(tmp / f"d{i}", video, args.frames, per_thread=args.per_thread)
@@ -234,9 +242,14 @@ def main() -> None:
             daemons.append(dmn)
             print(f"round {i + 1}: loop {loop['fps']:7.1f} f/s {loop['cpu_ms']:.2f} ms CPU/frame"
                   f" | daemon {dmn['fps']:7.1f} f/s {dmn['cpu_ms']:.2f} ms CPU/frame", flush=True)
-            for name, ms in sorted(dmn.get("threads", {}).items(), key=lambda kv: -kv[1]):
-                if ms >= 0.005:
-                    print(f"    {name:<16} {ms:.3f} ms/frame")
+            show_threads(dmn)
+            if args.one_thread:
+                one = run_daemon(tmp / f"o{i}", video, args.frames, {"prepare_ahead": False},
+                                 per_thread=args.per_thread)
+                singles.append(one)
+                print(f"         daemon, prepare_ahead false {one['fps']:7.1f} f/s "
+                      f"{one['cpu_ms']:.2f} ms CPU/frame", flush=True)
+                show_threads(one)
     lf = statistics.median(r["fps"] for r in loops)
     lc = statistics.median(r["cpu_ms"] for r in loops)
     df = statistics.median(r["fps"] for r in daemons)
@@ -248,6 +261,11 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"baseline, hand-written loop: {lf:7.1f} frames/s  {lc:.2f} ms process CPU per frame")
     print(f"edge-agent run (daemon):     {df:7.1f} frames/s  {dc:.2f} ms process CPU per frame")
+    if singles:
+        sf = statistics.median(r["fps"] for r in singles)
+        sc = statistics.median(r["cpu_ms"] for r in singles)
+        print(f"  same, prepare_ahead false: {sf:7.1f} frames/s  {sc:.2f} ms process CPU per "
+              f"frame: ratios {sf / lf:.2f} / {sc / lc:.2f}")
     print(f"ratio frames/s {df / lf:.2f} (rounds {min(fps_ratios):.2f}-{max(fps_ratios):.2f}; "
           f"target >= {TARGET_FPS})   ratio CPU per frame {dc / lc:.2f} (rounds "
           f"{min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}; target <= {TARGET_CPU})")

@@ -29,3 +29,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+# the OpenVINO side venv (tests/integration/test_openvino.py, bench/bench_openvino.py)
+bash scripts/setup_openvino.sh
