@@ -160,6 +160,8 @@ class Metrics:
         # labelled children per (line, station, provider): `labels()` per frame cost more
         # than the observations (a lock, a key built and looked up, per metric)
         self._per_frame: dict[tuple[str, str, str], tuple[Counter, tuple[Histogram, ...]]] = {}
+        self._per_verdict: dict[tuple[str, str, str], Counter] = {}
+        self._per_station: dict[tuple[str, str], Histogram] = {}
 
     def observe_inspection(self, line: str, station: str, insp: Inspection) -> None:
         if insp.error is not None:
@@ -180,14 +182,22 @@ class Metrics:
         post.observe(t.post_ms / 1000.0)
 
     def observe_verdict(self, v: Verdict) -> None:
-        self._verdicts.labels(v.line, v.station, v.result.value).inc()
+        key = (v.line, v.station, v.result.value)
+        count = self._per_verdict.get(key)
+        if count is None:
+            count = self._per_verdict[key] = self._verdicts.labels(*key)
+        count.inc()
         if v.result.value == "NG":
             self._defects.labels(v.line, v.station, v.defect_class or "unknown").inc()
         if v.budget_exceeded:
             self._budget.labels(v.line, v.station).inc()
-        total_ms = v.latency_ms.get("total", sum(v.latency_ms.values()))
+        total_ms = v.latency_ms.get("total_ms", sum(v.latency_ms.values()))
         if v.latency_ms:
-            self._verdict_latency.labels(v.line, v.station).observe(total_ms / 1000.0)
+            latency = self._per_station.get((v.line, v.station))
+            if latency is None:
+                latency = self._per_station[(v.line, v.station)] = \
+                    self._verdict_latency.labels(v.line, v.station)
+            latency.observe(total_ms / 1000.0)
 
     def observe_outcome(self, o: CommandOutcome) -> None:
         c = o.command
