@@ -170,11 +170,39 @@ sys.exit(main())
 '''
 
 
+# --breakdown: the daemon's event-loop work per frame, by part (thread CPU time around
+# each call; a call's wrapper costs ~1 us), printed at exit as JSON on stderr
+ACCOUNTED = r'''
+import atexit, collections, json, sys, time
+import agent.app as app, agent.decision.engine as eng, agent.health.metrics as met
+import agent.health.drift as dr, agent.runtime.station as st
+import asyncio.base_events as be
+acc = collections.Counter()
+def wrap(cls, name, label):
+    f = getattr(cls, name)
+    def w(*a, **k):
+        c = time.thread_time()
+        try:
+            return f(*a, **k)
+        finally:
+            acc[label] += time.thread_time() - c
+            acc[label + "#"] += 1
+    setattr(cls, name, w)
+wrap(be.BaseEventLoop, "_run_once", "loop")
+wrap(app.Agent, "_on_inspection", "inspection")
+wrap(eng.DecisionEngine, "on_inspection", "decision")
+wrap(app.Agent, "apply", "apply")
+wrap(met.Metrics, "observe_inspection", "metrics")
+wrap(dr.DriftMonitor, "observe", "drift")
+atexit.register(lambda: print("ACCOUNTED " + json.dumps(acc), file=sys.stderr))
+''' + NAMED
+
+
 def run_daemon(tmp: Path, video: Path, frames: int, extra: dict[str, Any] | None = None,
-               per_thread: bool = False) -> dict[str, Any]:
+               per_thread: bool = False, breakdown: bool = False) -> dict[str, Any]:
     port = free_port()
     cfg = daemon_config(tmp, video, port, extra)
-    exe = [sys.executable, "-c", NAMED] if per_thread else \
+    exe = [sys.executable, "-c", ACCOUNTED if breakdown else NAMED] if per_thread else \
         [str(Path(sys.executable).with_name("edge-agent"))]
     proc = subprocess.Popen([*exe, "run", "-c", str(cfg), "--max-frames", str(frames)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -184,8 +212,9 @@ def run_daemon(tmp: Path, video: Path, frames: int, extra: dict[str, Any] | None
         start = end = None
         while proc.poll() is None:
             n = scrape(port)
-            if n is None:
-                break
+            if n is None:  # not serving yet, or a scrape that timed out: try again
+                time.sleep(0.05)
+                continue
             now = time.perf_counter()
             if start is None and n >= lo:
                 start = (n, now, proc_cpu(proc.pid), threads(proc.pid) if per_thread else {})
@@ -210,7 +239,106 @@ def run_daemon(tmp: Path, video: Path, frames: int, extra: dict[str, Any] | None
             before = start[3].get(tid, (name, 0.0))[1]
             by_name[name] = by_name.get(name, 0.0) + (cpu - before) / done * 1000
         out["threads"] = by_name
+    for line in err.decode().splitlines():
+        if line.startswith("ACCOUNTED "):
+            acc = json.loads(line.split(" ", 1)[1])
+            n = acc["inspection#"]
+            out["loop_parts"] = {k: v / n * 1000 for k, v in acc.items() if "#" not in k}
     return out
+
+
+def work_per_frame(video: Path, n: int = 1500) -> dict[str, float]:
+    """The work itself, one thread, thread CPU ms per frame: the camera source's decode
+    (libjpeg-turbo), the freeze check, pre, session.run, post (the daemon's own objects)."""
+    from agent.capture.freeze import FreezeDetector
+    from agent.capture.sources.opencv_source import OpenCVCameraConfig, build_opencv_source
+    from agent.config.models import ModelConfig
+    from agent.inference.session import load_model
+    from agent.types import Frame, utc_now
+
+    src = build_opencv_source("b", OpenCVCameraConfig(type="opencv", source=str(video)),
+                              video.parent)
+    src.open()
+    c0, grabs = time.thread_time(), []
+    while len(grabs) < n and (g := src.read(time.monotonic)) is not None:
+        grabs.append(g)
+    decode = (time.thread_time() - c0) / len(grabs)
+    src.close()
+    images = [g.image for g in grabs]
+    freeze = FreezeDetector()
+    c0 = time.thread_time()
+    for i, im in enumerate(images):
+        freeze.update(im, float(i))
+    fz = (time.thread_time() - c0) / len(images)
+    r = load_model("m", ModelConfig(path=str(REPO / "models" / "defect-cnn")), REPO)
+    frames = [Frame(im, "cam", i, time.monotonic(), utc_now()) for i, im in enumerate(images)]
+    c0 = time.thread_time()
+    prepared = [r.prepare(f) for f in frames]
+    pre = (time.thread_time() - c0) / len(frames)
+    c0 = time.thread_time()
+    outs = [r.session.run(None, {r.input_name: p.x}) for p in prepared]
+    run = (time.thread_time() - c0) / len(frames)
+    c0 = time.thread_time()
+    for o, p in zip(outs, prepared, strict=True):
+        r.decoder(o, p.geom)
+    post = (time.thread_time() - c0) / len(frames)
+    c0 = time.thread_time()
+    for p in prepared:
+        r.finish(p)
+    finish = (time.thread_time() - c0) / len(frames) - run - post
+    return {k: v * 1000 for k, v in (("decode", decode), ("freeze", fz), ("pre", pre),
+                                     ("run", run), ("post", post), ("inspection", finish))}
+
+
+def breakdown(tmp: Path, video: Path, frames: int, rounds: int) -> None:
+    """The README's per-frame CPU table: medians over `rounds` daemon runs and work runs."""
+    runs = [run_daemon(tmp / f"b{i}", video, frames, per_thread=True, breakdown=True)
+            for i in range(rounds)]
+    works = [work_per_frame(video) for _ in range(rounds)]
+
+    def med(get: Any) -> float:
+        return statistics.median(get(r) for r in runs)
+
+    def wmed(key: str) -> float:
+        return statistics.median(w[key] for w in works)
+
+    th = {name: med(lambda r, n=name: r["threads"].get(n, 0.0))
+          for name in runs[0]["threads"]}
+    lp = {k: med(lambda r, k=k: r["loop_parts"][k]) for k in runs[0]["loop_parts"]}
+    total = med(lambda r: r["cpu_ms"])
+    cap = th.get("capture-cam", 0.0)
+    prep = th.get("prepare-l1/s1", 0.0)
+    inf = th.get("infer-l1/s1", 0.0)
+    loop = th.get("event-loop", 0.0)
+    rows = [
+        ("decode (libjpeg-turbo), capture thread", wmed("decode")),
+        ("freeze check, capture thread", wmed("freeze")),
+        ("pre-processing, prepare thread", wmed("pre")),
+        ("session.run, inference thread", wmed("run")),
+        ("post-processing, inference thread", wmed("post")),
+        ("Inspection, timings, runner counters, inference thread", wmed("inspection")),
+        ("hand-offs: capture -> slot -> prepare thread -> buffer -> inference thread -> "
+         "event loop (each thread's CPU less its work above)",
+         max(0.0, cap - wmed("decode") - wmed("freeze")) + max(0.0, prep - wmed("pre"))
+         + max(0.0, inf - wmed("run") - wmed("post") - wmed("inspection"))
+         + max(0.0, loop - lp["inspection"])),
+        ("decision (rules, k-of-n, incidents, verdict)", lp["decision"]),
+        ("records, commands, verdict metrics and counters (apply)", lp["apply"]),
+        ("stage metrics (observe_inspection)", lp["metrics"]),
+        ("drift (image features, PSI of 5 features)", lp["drift"]),
+        ("station monitor and the rest of the inspection callback",
+         max(0.0, lp["inspection"] - lp["decision"] - lp["apply"] - lp["metrics"]
+             - lp["drift"])),
+        ("outbox writer thread (durable records), file sink",
+         th.get("outbox-writer", 0.0) + th.get("asyncio_0", 0.0)),
+    ]
+    print(f"per-frame CPU, default configuration (drift and metrics on), medians of {rounds}"
+          f" runs; load average {os.getloadavg()[0]:.2f}:")
+    print("| part | ms per frame |\n|---|---|")
+    for name, ms in rows:
+        print(f"| {name} | {ms:.3f} |")
+    print(f"| **process total** (/proc utime+stime; the rows add up to "
+          f"{sum(ms for _, ms in rows):.3f}) | **{total:.3f}** |")
 
 
 def show_threads(r: dict[str, Any]) -> None:
@@ -226,6 +354,8 @@ def main() -> None:
     ap.add_argument("--per-thread", action="store_true", help="daemon CPU per frame by thread")
     ap.add_argument("--one-thread", action="store_true",
                     help="also the daemon with prepare_ahead: false (one inference thread)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only the per-frame CPU table of the daemon (README)")
     ap.add_argument("--smoke", action="store_true", help="CI: 600 frames, 1 round")
     args = ap.parse_args()
     if args.smoke:
@@ -234,6 +364,9 @@ def main() -> None:
         tmp = Path(d)
         video = tmp / "line.avi"
         write_video(video, args.frames)
+        if args.breakdown:
+            breakdown(tmp, video, args.frames, args.rounds)
+            return
         loops, daemons, singles = [], [], []
         for i in range(args.rounds):
             loop = run_loop(video, args.frames)
