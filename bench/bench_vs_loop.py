@@ -9,7 +9,7 @@ On one 320x240 Motion-JPEG file of a textured, moving conveyor scene:
   camera, one station with its rules, drift and metrics at their defaults, a file sink.
   Frames/s from its own `/metrics` (inspections counter), process CPU from
   /proc/<pid>/stat (utime + stime), both over the same steady window (after the first
-  10% of the frames, before the last 10%): start-up (imports, model load) is not counted
+  10% of the frames, before the last 20%): start-up (imports, model load) is not counted
   for either.
 
 Every unpaced file frame is inspected (a recording is read at the consumer's pace). The
@@ -70,7 +70,7 @@ sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 name = sess.get_inputs()[0].name
 cap = cv2.VideoCapture(video)
 n, t0, c0, hist = 0, None, None, [0] * 5
-lo, hi = frames // 10, frames - frames // 10
+lo, hi = frames // 10, frames - frames // 5
 while True:
     ok, img = cap.read()
     if not ok:
@@ -208,7 +208,7 @@ def run_daemon(tmp: Path, video: Path, frames: int, extra: dict[str, Any] | None
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_port(port, timeout=60.0)
-        lo, hi = frames // 10, frames - frames // 10
+        lo, hi = frames // 10, frames - frames // 5
         start = end = None
         while proc.poll() is None:
             n = scrape(port)
