@@ -108,6 +108,7 @@ class Probe:
         self.window: tuple[float, float] = (float("inf"), float("inf"))
         self.verdict_ms: list[float] = []
         self.stop_ms: list[float] = []
+        self.ack_ms: list[float] = []  # of which: command created -> PLC ack
         self.inspected: dict[str, list[tuple[int, float]]] = {}  # (seq, t_capture)
 
     def attach(self, agent: Any) -> None:
@@ -129,6 +130,7 @@ class Probe:
             if o.status.value == "acked" and t is not None and o.latency_ms is not None \
                     and self.window[0] <= t < self.window[1]:
                 self.stop_ms.append((o.command.created - t) * 1000 + o.latency_ms)
+                self.ack_ms.append(o.latency_ms)
             on_outcome(o)
 
         agent._on_inspection = inspected
@@ -181,6 +183,7 @@ async def trial(n: int, video: Path, warmup: float, window: float) -> dict[str, 
     return {"n": n, "cpu_pct": cpu / window * 100, "rss_mb": rss, "peak_rss_mb": peak,
             "worst_drop": max(drops.values()), "verdict_p99": pct(probe.verdict_ms, 99),
             "stop_p99": pct(probe.stop_ms, 99), "stops": len(probe.stop_ms),
+            "ack_p99": pct(probe.ack_ms, 99),
             "model_p99": model_p99, "model_p99_in_run": in_run_p99}
 
 
@@ -236,7 +239,7 @@ def video_for(size: str) -> Path:
 def show(r: dict[str, Any]) -> None:
     print(f"  N={r['n']:3d}  CPU {r['cpu_pct']:5.0f} %  worst drop {r['worst_drop'] * 100:5.2f} %"
           f"  capture->verdict p99 {r['verdict_p99']:6.1f} ms  capture->PLC ack p99 "
-          f"{r['stop_p99']:6.1f} ms ({r['stops']} rejects)  RSS {r['rss_mb']:5.0f} MB "
+          f"{r['stop_p99']:6.1f} ms (command -> ack {r['ack_p99']:.1f}; {r['stops']} rejects)  RSS {r['rss_mb']:5.0f} MB "
           f"(target {150 + 10 * r['n']})  {'pass' if passes(r) else 'FAIL'}", flush=True)
 
 

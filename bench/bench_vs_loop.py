@@ -199,13 +199,18 @@ atexit.register(lambda: print("ACCOUNTED " + json.dumps(acc), file=sys.stderr))
 
 
 def run_daemon(tmp: Path, video: Path, frames: int, extra: dict[str, Any] | None = None,
-               per_thread: bool = False, breakdown: bool = False) -> dict[str, Any]:
+               per_thread: bool = False, breakdown: bool = False,
+               code: Path | None = None) -> dict[str, Any]:
     port = free_port()
     cfg = daemon_config(tmp, video, port, extra)
     exe = [sys.executable, "-c", ACCOUNTED if breakdown else NAMED] if per_thread else \
         [str(Path(sys.executable).with_name("edge-agent"))]
+    env = None
+    if code is not None:  # another checkout of the daemon (before/after), same venv
+        env = {**os.environ, "PYTHONPATH": str(code)}
+        exe = [sys.executable, "-c", NAMED]
     proc = subprocess.Popen([*exe, "run", "-c", str(cfg), "--max-frames", str(frames)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         wait_port(port, timeout=60.0)
         lo, hi = frames // 10, frames - frames // 5
@@ -352,6 +357,9 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=6000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-thread", action="store_true", help="daemon CPU per frame by thread")
+    ap.add_argument("--before", type=Path,
+                    help="also the daemon from another checkout (e.g. a git worktree of the "
+                         "commit before a change), in the same rounds")
     ap.add_argument("--one-thread", action="store_true",
                     help="also the daemon with prepare_ahead: false (one inference thread)")
     ap.add_argument("--breakdown", action="store_true",
@@ -367,7 +375,7 @@ def main() -> None:
         if args.breakdown:
             breakdown(tmp, video, args.frames, args.rounds)
             return
-        loops, daemons, singles = [], [], []
+        loops, daemons, singles, befores = [], [], [], []
         for i in range(args.rounds):
             loop = run_loop(video, args.frames)
             dmn = run_daemon(tmp / f"d{i}", video, args.frames, per_thread=args.per_thread)
@@ -376,6 +384,11 @@ def main() -> None:
             print(f"round {i + 1}: loop {loop['fps']:7.1f} f/s {loop['cpu_ms']:.2f} ms CPU/frame"
                   f" | daemon {dmn['fps']:7.1f} f/s {dmn['cpu_ms']:.2f} ms CPU/frame", flush=True)
             show_threads(dmn)
+            if args.before:
+                old = run_daemon(tmp / f"p{i}", video, args.frames, code=args.before)
+                befores.append(old)
+                print(f"         daemon from {args.before}: {old['fps']:7.1f} f/s "
+                      f"{old['cpu_ms']:.2f} ms CPU/frame", flush=True)
             if args.one_thread:
                 one = run_daemon(tmp / f"o{i}", video, args.frames, {"prepare_ahead": False},
                                  per_thread=args.per_thread)
@@ -394,6 +407,11 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"baseline, hand-written loop: {lf:7.1f} frames/s  {lc:.2f} ms process CPU per frame")
     print(f"edge-agent run (daemon):     {df:7.1f} frames/s  {dc:.2f} ms process CPU per frame")
+    if befores:
+        bf = statistics.median(r["fps"] for r in befores)
+        bc = statistics.median(r["cpu_ms"] for r in befores)
+        print(f"  daemon from {args.before}: {bf:7.1f} frames/s  {bc:.2f} ms process CPU per "
+              f"frame: ratios {bf / lf:.2f} / {bc / lc:.2f}")
     if singles:
         sf = statistics.median(r["fps"] for r in singles)
         sc = statistics.median(r["cpu_ms"] for r in singles)
