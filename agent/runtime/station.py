@@ -107,18 +107,23 @@ class StationRuntime:
 
     def _drain(self) -> None:
         """On the loop: every inspection handed so far, in order. After one that sent a
-        command the rest wait behind the PLC task (commands go first), as they did when
-        each inspection was its own callback."""
+        command the rest wait behind the PLC task it woke (commands go first; when each
+        inspection was its own callback, those already queued ran before it)."""
         with self._wake:
             self._woken = False
         self._drain_rest()
 
     def _drain_rest(self) -> None:
         handed = self._handed
-        while handed:
-            if self._on_inspection(self, handed.popleft()) and handed:
+        try:
+            while handed:
+                if self._on_inspection(self, handed.popleft()) and handed:
+                    self.loop.call_soon(self._drain_rest)
+                    return
+        except Exception:  # logged by the loop; the rest of the batch is not left behind
+            if handed:
                 self.loop.call_soon(self._drain_rest)
-                return
+            raise
 
     def start(self) -> None:
         if self.worker is not None:

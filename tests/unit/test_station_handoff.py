@@ -72,3 +72,25 @@ async def test_inspections_after_a_command_wait_behind_its_send() -> None:
         await asyncio.sleep(0)
     assert order == ["inspection 0", "inspection 1", "inspection 2", "PLC write sent",
                      "inspection 3", "inspection 4"]
+
+
+async def test_a_failing_inspection_does_not_strand_the_rest_of_its_batch() -> None:
+    loop = asyncio.get_running_loop()
+    handled: list[int] = []
+    errors: list[Any] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx.get("exception")))
+
+    def handler(_rt: Any, insp: int) -> bool:
+        if insp == 1:
+            raise ValueError("bad inspection")
+        handled.append(insp)
+        return False
+
+    rt = _station(loop, handler)
+    for i in range(4):
+        rt._from_worker("k", i)
+    for _ in range(4):
+        await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert handled == [0, 2, 3]
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
