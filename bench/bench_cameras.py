@@ -236,6 +236,7 @@ def bare_runs(runner: Any, n: int) -> list[float]:
 
 
 def run_trial(n: int, size: str, warmup: float, window: float) -> dict[str, Any]:
+    videos_for(size, n)  # made here: decoding them in the trial would count in its RSS
     out = subprocess.run([sys.executable, __file__, "--trial", str(n), "--size", size,
                           "--warmup", str(warmup), "--window", str(window)],
                          capture_output=True, text=True, timeout=300)
