@@ -42,6 +42,7 @@ from agent.runtime.records import RecordRouter
 from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
+from agent.tasks import stop_within
 from agent.types import Command, Inspection, Record, Result, Verdict
 from agent.web.tap import FrameTap
 
@@ -189,15 +190,17 @@ class Agent:
             pass  # loop closed during shutdown
 
     # ---------------------------------------------------------------- flow
-    def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> None:
+    def _on_inspection(self, rt: StationRuntime, insp: Inspection) -> bool:
+        """True when a command went to a PLC task (bookkeeping waits behind its send)."""
         now = time.monotonic()
         self.inspections += 1
         rt.monitor.on_inspection(insp, rt.cfg.latency_budget_ms, now)
         if not rt.triggered:  # decide (and hand a stop to its PLC task) before bookkeeping
             if self.apply(self.engine.on_inspection(rt.line, rt.name, insp, now), insp):
                 after_sends(self._inspection_bookkeeping, rt, insp)
-                return
+                return True
         self._inspection_bookkeeping(rt, insp)
+        return False
 
     def _inspection_bookkeeping(self, rt: StationRuntime, insp: Inspection) -> None:
         self.metrics.observe_inspection(rt.line, rt.name, insp)
@@ -375,9 +378,9 @@ class Agent:
         if router is not None:
             await router.stop()
         for fwd in self.forwarders.values():
-            await _bounded(fwd.stop(), 2.0, "forwarder")
+            await stop_within(fwd.stop(), 2.0, "forwarder")
         for sink in self.sinks.values():
-            await _bounded(sink.close(), 2.0, f"sink {sink.name}")
+            await stop_within(sink.close(), 2.0, f"sink {sink.name}")
         if plc is not None:
             await plc.close()
         outbox = getattr(self, "outbox", None)
@@ -390,10 +393,3 @@ class Agent:
             audit.write("stop", seconds=round(time.monotonic() - t0, 3))
             audit.close()
         log.info("stopped in %.2f s", time.monotonic() - t0)
-
-
-async def _bounded(aw: Any, timeout: float, what: str) -> None:
-    try:
-        await asyncio.wait_for(aw, timeout)
-    except TimeoutError:
-        log.error("%s did not stop within %.1f s", what, timeout)

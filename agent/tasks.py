@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -39,3 +40,11 @@ async def cancel_and_wait(task: asyncio.Task[Any], retry_s: float = 0.5) -> None
     if not task.cancelled():
         with contextlib.suppress(Exception):
             task.result()
+
+
+async def stop_within(aw: Coroutine[Any, Any, Any], timeout: float, what: str) -> None:
+    """Await a component's stop for at most `timeout` seconds; log (never raise) past it."""
+    try:
+        await asyncio.wait_for(aw, timeout)
+    except TimeoutError:
+        logging.getLogger("agent.app").error("%s did not stop within %.1f s", what, timeout)

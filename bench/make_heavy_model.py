@@ -7,6 +7,10 @@ production classifier, to show the pipeline overhead where inference dominates:
 
     .venv/bin/python bench/make_heavy_model.py /tmp/heavy
     .venv/bin/python bench/bench_inference.py --model /tmp/heavy --size 640x480
+
+`--yolo`: a YOLO-sized network instead (640x640 input, a strided 3x3 conv backbone of
+~4 GMAC, as YOLOv8n's 8.7 GFLOPs): what OpenVINO vs the CPU provider is benched on
+(bench/bench_openvino.py).
 """
 
 from __future__ import annotations
@@ -57,14 +61,48 @@ def build() -> onnx.ModelProto:
     return model
 
 
-def write(folder: Path) -> Path:
+# YOLO-sized backbone: (out channels, stride) per 3x3 conv, from a 640x640 input
+YOLO_LAYERS = [(16, 2), (32, 2), (32, 1), (32, 1), (32, 1), (64, 2), (64, 1), (64, 1),
+               (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1), (256, 1), (256, 1),
+               (256, 1), (512, 2), (512, 1), (512, 1)]
+
+
+def build_yolo_sized() -> tuple[onnx.ModelProto, float]:
+    """The backbone above, global pooling, a linear head; returns (model, GMAC)."""
+    rng = np.random.default_rng(0)
+    inits: list[onnx.TensorProto] = []
+    nodes: list[onnx.NodeProto] = []
+    x, cin, side, macs = "input", 3, 640, 0.0
+    for i, (cout, stride) in enumerate(YOLO_LAYERS):
+        nodes += _conv(f"y{i}", x, cin, cout, rng, inits, stride=stride)
+        side //= stride
+        macs += side * side * cout * cin * 9
+        x, cin = f"y{i}", cout
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["g"]))
+    nodes.append(helper.make_node("Flatten", ["g"], ["f"]))
+    inits.append(numpy_helper.from_array(
+        rng.normal(0, 0.1, (cin, len(LABELS))).astype(np.float32), "fc_w"))
+    nodes.append(helper.make_node("MatMul", ["f", "fc_w"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "yolo_sized",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 640, 640])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(LABELS)])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model, macs / 1e9
+
+
+def write(folder: Path, yolo: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    data = build().SerializeToString()
+    model, size = (build_yolo_sized()[0], 640) if yolo else (build(), 224)
+    data = model.SerializeToString()
     (folder / "model.onnx").write_bytes(data)
     manifest = {
-        "name": "heavy-bench", "version": "0.0.1", "sha256": hashlib.sha256(data).hexdigest(),
+        "name": "yolo-sized-bench" if yolo else "heavy-bench", "version": "0.0.1", "sha256": hashlib.sha256(data).hexdigest(),
         "task": "classification",
-        "input": {"name": "input", "layout": "NCHW", "size": [224, 224], "color": "RGB",
+        "input": {"name": "input", "layout": "NCHW", "size": [size, size], "color": "RGB",
                   "resize": "resize", "scale": 1 / 255, "mean": [0.0, 0.0, 0.0],
                   "std": [1.0, 1.0, 1.0]},
         "labels": LABELS, "output": {"activation": "softmax"},
@@ -78,7 +116,9 @@ def write(folder: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("folder", type=Path)
-    print(write(ap.parse_args().folder))
+    ap.add_argument("--yolo", action="store_true", help="the YOLO-sized network (640x640)")
+    args = ap.parse_args()
+    print(write(args.folder, args.yolo))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,6 @@ else
   echo "note: Debian's python3-gi is built for Python 3.11; the venv's Python is not, so" \
        "type: genicam cameras are unavailable" >&2
 fi
+# the OpenVINO side venv (tests/integration/test_openvino.py, bench/bench_openvino.py);
+# onnxruntime-openvino ships x86-64 wheels only
+if [ "$(uname -m)" = x86_64 ]; then bash scripts/setup_openvino.sh; fi

@@ -36,8 +36,11 @@ feature reports again only after its PSI fell back below 80 % of the threshold
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,17 +94,33 @@ class DriftReport:
         }
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """PSI of two count vectors over the same bins, with additive smoothing."""
-    e = (expected + _SMOOTH) / (expected.sum() + _SMOOTH * len(expected))
-    a = (actual + _SMOOTH) / (actual.sum() + _SMOOTH * len(actual))
-    return float(np.sum((a - e) * np.log(a / e)))
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """PSI of two count vectors over the same bins, with additive smoothing.
+
+    Plain Python: with at most 7 bins, numpy's per-call overhead cost 10x the sum."""
+    n_bins = len(expected)
+    e_total = float(sum(expected)) + _SMOOTH * n_bins
+    a_total = float(sum(actual)) + _SMOOTH * n_bins
+    out = 0.0
+    for ec, ac in zip(expected, actual, strict=True):
+        e = (ec + _SMOOTH) / e_total
+        a = (ac + _SMOOTH) / a_total
+        out += (a - e) * math.log(a / e)
+    return float(out)
 
 
 def image_features(pixels: np.ndarray, stride: int = 4) -> dict[str, float]:
-    """brightness, contrast, sharpness of every `stride`-th pixel (BGR or grey uint8)."""
-    sub = np.ascontiguousarray(pixels[::stride, ::stride])
-    gray = cv2.cvtColor(sub, cv2.COLOR_BGR2GRAY) if sub.ndim == 3 else sub
+    """brightness, contrast, sharpness of every `stride`-th pixel (BGR or grey uint8).
+
+    The sampled rows are turned grey first (OpenCV takes rows at any step), then every
+    `stride`-th column is copied: the same grey values as converting the sampled pixels,
+    without numpy's slow copy of a strided 3-byte-wide view."""
+    rows = pixels[::stride]
+    if rows.ndim == 3 and rows.strides[1:] == (rows.shape[2], 1):
+        gray = np.ascontiguousarray(cv2.cvtColor(rows, cv2.COLOR_BGR2GRAY)[:, ::stride])
+    else:
+        sub = np.ascontiguousarray(rows[:, ::stride])
+        gray = cv2.cvtColor(sub, cv2.COLOR_BGR2GRAY) if sub.ndim == 3 else sub
     mean, std = cv2.meanStdDev(gray)
     _, lap_std = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
     return {"brightness": float(mean[0, 0]), "contrast": float(std[0, 0]),
@@ -136,10 +155,10 @@ class _Feature:
     resolution: float = 0.0
     log_scale: bool = False
     baseline: list[float] = field(default_factory=list)
-    edges: np.ndarray | None = None
-    expected: np.ndarray | None = None
+    edges: list[float] | None = None  # plain lists: bisect and sums on <= 7 bins per frame
+    expected: list[float] | None = None
     window: deque[tuple[int, float]] = field(default_factory=deque)
-    counts: np.ndarray | None = None
+    counts: list[int] | None = None
     psi: float | None = None
     alarmed: bool = False
 
@@ -151,7 +170,8 @@ class _Feature:
                 self._freeze()
             return None
         assert self.counts is not None and self.expected is not None
-        b = int(np.searchsorted(self.edges, self._scale(x), side="right"))
+        scaled = math.log1p(max(x, 0.0)) if self.log_scale else x
+        b = bisect.bisect_right(self.edges, scaled)  # = np.searchsorted(side="right")
         self.window.append((b, x))
         self.counts[b] += 1
         if len(self.window) > window_n:
@@ -168,10 +188,10 @@ class _Feature:
     def _freeze(self) -> None:
         base = np.asarray(self._scale(np.asarray(self.baseline, dtype=np.float64)))
         edges = np.array([0.5]) if self.binary else _edges(base, self.resolution)
-        self.edges = edges
-        self.expected = np.bincount(
-            np.searchsorted(edges, base, side="right"), minlength=len(edges) + 1).astype(float)
-        self.counts = np.zeros(len(edges) + 1, dtype=float)
+        self.edges = [float(e) for e in edges]
+        self.expected = [float(c) for c in np.bincount(
+            np.searchsorted(edges, base, side="right"), minlength=len(edges) + 1)]
+        self.counts = [0] * (len(edges) + 1)
 
     def baseline_mean(self) -> float:
         return float(np.mean(self.baseline)) if self.baseline else float("nan")

@@ -20,6 +20,7 @@ from agent.config.models import ModelConfig, ProviderConfig
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
+OPENVINO = "OpenVINOExecutionProvider"
 
 # what to install for each provider (pip package / extra, native libraries)
 INSTALL_HINTS: dict[str, str] = {
@@ -146,7 +147,24 @@ def why_inactive(provider: str, compiled_in: bool) -> str:
 def explain(p: ProviderPlan) -> str:
     """One sentence on why the first choice is not the active provider."""
     first = p.first_choice
+    if first == OPENVINO and first not in p.unavailable:
+        device = p.wished[0].options.get("device_type", "CPU")
+        seen = openvino_devices()
+        if seen is not None and device.split(".")[0].split(":")[0] not in seen:
+            return (f"{OPENVINO} device_type {device}: no such device on this machine "
+                    f"(OpenVINO sees: {', '.join(seen) or 'none'}); use device_type CPU, or "
+                    f"install the device's driver")
     return why_inactive(first, compiled_in=first not in p.unavailable)
+
+
+def openvino_devices() -> list[str] | None:
+    """The devices the OpenVINO execution provider can use (onnxruntime-openvino only)."""
+    try:
+        from onnxruntime.capi import _pybind_state
+
+        return list(_pybind_state.get_available_openvino_device_ids())
+    except (ImportError, AttributeError, RuntimeError):
+        return None
 
 
 def log_fallback(model: str, p: ProviderPlan) -> None:

@@ -8,6 +8,7 @@ same `on_inspection` callback on the asyncio loop.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,8 @@ from agent.inference.session import ModelRunner
 from agent.inference.worker import InferenceWorker
 from agent.types import Inspection
 
-InspectionHandler = Callable[["StationRuntime", Inspection], None]
+# returns True when the inspection sent a command to a PLC task (the loop must let it run)
+InspectionHandler = Callable[["StationRuntime", Inspection], bool | None]
 
 
 @dataclass
@@ -74,6 +76,9 @@ class StationRuntime:
         self.slot: LatestFrame = camera.subscribe()
         self.loop = loop
         self._on_inspection = on_inspection
+        self._handed: deque[Inspection] = deque()  # worker -> loop, in order
+        self._wake = threading.Lock()
+        self._woken = False  # a drain is scheduled on the loop and has not started yet
         stall_s = max(2.0, 5 * cfg.latency_budget_ms / 1000.0)
         self.monitor = StationMonitor(stall_s=stall_s)
         self.worker: InferenceWorker | None = None
@@ -88,9 +93,16 @@ class StationRuntime:
         return self.cfg.mode == "triggered"
 
     def _from_worker(self, _key: str, insp: Inspection) -> None:
-        """Runs on the worker thread: hand over to the loop, never block."""
+        """Runs on the worker thread: hand over to the loop, never block. One wake-up of
+        the loop per batch: inspections handed while a drain is already scheduled join
+        it (each wake-up is a write to the loop's self-pipe and a GIL hand-over)."""
+        self._handed.append(insp)
+        with self._wake:
+            if self._woken:
+                return
+            self._woken = True
         try:
-            self.loop.call_soon_threadsafe(self._on_inspection, self, insp)
+            self.loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # loop closed during shutdown: the frame is dropped
             pass
 
@@ -100,6 +112,26 @@ class StationRuntime:
         if self.worker is not None:
             self.worker.use(runner)
         return previous
+
+    def _drain(self) -> None:
+        """On the loop: every inspection handed so far, in order. After one that sent a
+        command the rest wait behind the PLC task it woke (commands go first; when each
+        inspection was its own callback, those already queued ran before it)."""
+        with self._wake:
+            self._woken = False
+        self._drain_rest()
+
+    def _drain_rest(self) -> None:
+        handed = self._handed
+        try:
+            while handed:
+                if self._on_inspection(self, handed.popleft()) and handed:
+                    self.loop.call_soon(self._drain_rest)
+                    return
+        except Exception:  # logged by the loop; the rest of the batch is not left behind
+            if handed:
+                self.loop.call_soon(self._drain_rest)
+            raise
 
     def start(self) -> None:
         if self.worker is not None:

@@ -96,3 +96,38 @@ def test_freeze_options_are_validated(tmp_path: Path) -> None:
         parse_config(bad, "t.yaml", tmp_path, {})
     issues = [i.format("t.yaml") for i in err.value.issues]
     assert len(issues) == 1 and issues[0].startswith("t.yaml:5: cameras.cam1.freeze.ignore.0.2")
+
+
+def _naive_share(image: np.ndarray, ref: np.ndarray, f: FreezeDetector) -> float:
+    """The definition, cell by cell: a cell changed when any of its samples differ."""
+    layout = f._layout
+    assert layout is not None
+    a, b = image[::layout.rs, ::layout.cs], ref[::layout.rs, ::layout.cs]
+    rows = [*layout.row_edges, a.shape[0]]
+    cols = [*layout.col_edges, a.shape[1]]
+    changed = counted = 0
+    for i in range(len(rows) - 1):
+        for j in range(len(cols) - 1):
+            if layout.counted[i, j]:
+                counted += 1
+                changed += bool((a[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]
+                                 != b[rows[i]:rows[i + 1], cols[j]:cols[j + 1]]).any())
+    return changed / counted if counted else 0.0
+
+
+@pytest.mark.parametrize("shape", [(240, 320, 3), (481, 643, 3), (100, 90), (1080, 1920, 3)])
+def test_the_fast_cell_count_matches_the_definition(shape: tuple[int, ...]) -> None:
+    """The gathered samples and the integral-image cell count (the fast path) give the
+    share of changed cells the definition gives, on contiguous and strided images."""
+    rng = np.random.default_rng(len(shape) + shape[0])
+    ref = rng.integers(0, 255, shape, np.uint8)
+    f = FreezeDetector(ignore=[(10, 20, 40, 30)])
+    f.update(ref, 0.0)
+    for sparsity in (0.0, 0.0005, 0.01, 1.0):
+        image = ref.copy()
+        image[rng.random(shape) < sparsity] ^= 1
+        assert f.changed_share(image) == pytest.approx(_naive_share(image, ref, f))
+        padded = np.zeros((shape[0], shape[1] + 7, *shape[2:]), np.uint8)
+        padded[:, :shape[1]] = image
+        strided = padded[:, :shape[1]]  # not C-contiguous: the generic path
+        assert f.changed_share(strided) == pytest.approx(_naive_share(image, ref, f))

@@ -174,3 +174,39 @@ def test_rebaseline_accepts_the_new_normal() -> None:
     reports = [mon.observe(_synthetic_frame(rng, 60.0), _insp(i)) for i in range(200)]
     assert all(r is None for r in reports)
     assert mon.stats()["baseline_mean_brightness"] < 70
+
+
+@pytest.mark.parametrize("shape", [(240, 320, 3), (243, 317, 3), (120, 160)])
+def test_image_features_are_those_of_the_sampled_pixels(shape: tuple[int, ...]) -> None:
+    """The fast path (grey rows, then columns) gives the features of every 4th pixel
+    converted as a contiguous image, for contiguous, cropped (strided) and grey frames."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (shape[0] + 10, shape[1] + 10, *shape[2:]), np.uint8)
+    for pixels in (np.ascontiguousarray(image[:shape[0], :shape[1]]),
+                   image[5:5 + shape[0], 3:3 + shape[1]]):
+        sub = np.ascontiguousarray(pixels[::4, ::4])
+        gray = cv2.cvtColor(sub, cv2.COLOR_BGR2GRAY) if sub.ndim == 3 else sub
+        mean, std = cv2.meanStdDev(gray)
+        _, lap = cv2.meanStdDev(cv2.Laplacian(gray, cv2.CV_32F))
+        assert image_features(pixels) == pytest.approx(
+            {"brightness": mean[0, 0], "contrast": std[0, 0], "sharpness": lap[0, 0] ** 2})
+
+
+def test_psi_of_the_window_matches_numpy() -> None:
+    """The per-frame PSI (plain-Python bins) equals numpy's count of the same window."""
+    rng = np.random.default_rng(9)
+    cfg = DriftConfig(baseline_frames=50, window_frames=40, psi_threshold=99)
+    mon = DriftMonitor(cfg)
+    values = np.concatenate([rng.normal(100, 10, 50), rng.normal(110, 12, 90)])
+    for i, v in enumerate(values):
+        mon._update("brightness", float(v))
+        f = mon._features["brightness"]
+        if i >= 50 + 39:
+            edges = np.asarray(f.edges)
+            base = np.bincount(np.searchsorted(edges, values[:50], side="right"),
+                               minlength=len(edges) + 1)
+            win = np.bincount(np.searchsorted(edges, values[i - 39:i + 1], side="right"),
+                              minlength=len(edges) + 1)
+            e = (base + 0.5) / (base.sum() + 0.5 * len(base))
+            a = (win + 0.5) / (win.sum() + 0.5 * len(win))
+            assert f.psi == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
