@@ -43,7 +43,7 @@ from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.tasks import stop_within
-from agent.types import Command, Inspection, Record, Result, Verdict
+from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
 from agent.web.tap import FrameTap
 
 log = logging.getLogger(__name__)
@@ -272,6 +272,10 @@ class Agent:
             log.error("command %s for %s/%s: no PLC link %r", cmd.kind, cmd.line, cmd.station,
                       cmd.plc)
         self.outcomes.command_sent(cmd, dispatcher is not None)
+
+    def on_outcome(self, outcome: CommandOutcome) -> None:
+        """The dispatchers' outcome callback (a seam the benches hook): the outcome handler."""
+        self.outcomes(outcome)
 
     def reset_station(self, line: str, station: str, source: str) -> None:
         self.audit.write("reset", line=line, station=station, source=source)

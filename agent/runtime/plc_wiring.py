@@ -47,7 +47,7 @@ class PlcWiring:
                 (ln, sn): st.signals for ln, sn, st in mine}
             pulses = {(ln, sn): st.reject_pulse_ms for ln, sn, st in mine}
             counters = CommandCounters.load(self.ctx.state_dir / f"plc-{name}.counters.json")
-            disp = CommandDispatcher(link, signals, self.agent.outcomes,
+            disp = CommandDispatcher(link, signals, self.agent.on_outcome,
                                      reject_pulse_ms=pulses, counters=counters,
                                      request_timeout=pc.timeout_ms / 1000)
             await disp.start()
