@@ -7,9 +7,12 @@ the new file, never half of one). Writing a file costs about a millisecond, so
 the stop path does not wait for it:
 
 - `last_event_seq` is reserved in blocks: the file holds a high-water mark at
-  least as high as any number sent, raised (written at once) only every
-  `RESERVE` events, and at start. After a restart the sequence continues above
-  the mark: it may skip numbers, it never repeats one.
+  least as high as any number sent. Half-way through a block the next one is
+  reserved by the write-behind thread; the loop writes the mark itself only if
+  that write has not landed by the end of the block (a disk slower than
+  `RESERVE / 2` commands), and at start. `reserved` rises only once the mark is
+  on disk. After a restart the sequence continues above the mark: it may skip
+  numbers, it never repeats one.
 - `defect_count` is exact: written by a background task after each change. Only
   a crash within that millisecond can make the next run repeat the last count.
 
@@ -43,7 +46,8 @@ class CommandCounters:
                  counts: dict[str, int] | None = None) -> None:
         self.path = path
         self.seq = seq  # last number handed out
-        self.reserved = seq  # the file's high-water mark
+        self.reserved = seq  # the high-water mark on disk
+        self._mark = seq  # the mark the next write puts on disk (>= reserved)
         self.counts = dict(counts or {})
         self.save_failures = 0
         self._dirty = False
@@ -79,7 +83,10 @@ class CommandCounters:
     def next_seq(self) -> int:
         self.seq = (self.seq + 1) % SEQ_MOD
         if self.seq > self.reserved or self.seq == 0:
-            self._reserve()
+            self._reserve()  # the block is used up: the loop waits for the disk, rarely
+        elif self.seq > self.reserved - RESERVE // 2 and self._mark <= self.reserved:
+            self._mark = min(self.seq + RESERVE, SEQ_MOD - 1)  # the next block, behind
+            self._save_soon()
         return self.seq
 
     async def close(self) -> None:
@@ -89,12 +96,16 @@ class CommandCounters:
                 await self._writer
         if self._dirty:
             self._dirty = False
-            await asyncio.to_thread(self._write, *self._snapshot())
+            await self._write_off_loop()
 
     # -- persistence --------------------------------------------------------------------
     def _reserve(self) -> None:
-        self.reserved = min(self.seq + RESERVE, SEQ_MOD - 1)
-        self._write(*self._snapshot())
+        self._mark = max(self._mark, min(self.seq + RESERVE, SEQ_MOD - 1))
+        body, version, mark = self._snapshot()
+        if self._write(body, version):
+            self.reserved = max(self.reserved, mark)
+        elif self.path is None:
+            self.reserved = mark  # nothing to persist (tests, tools)
 
     def _save_soon(self) -> None:
         if self.path is None:
@@ -106,26 +117,39 @@ class CommandCounters:
                     self._write_behind(), name=f"counters-{self.path.name}")
             except RuntimeError:  # no loop (a tool, a test): write here
                 self._dirty = False
-                self._write(*self._snapshot())
+                body, version, mark = self._snapshot()
+                if self._write(body, version):
+                    self.reserved = max(self.reserved, mark)
 
     async def _write_behind(self) -> None:
         while self._dirty:
             self._dirty = False
-            await asyncio.to_thread(self._write, *self._snapshot())
+            await self._write_off_loop()
 
-    def _snapshot(self) -> tuple[str, int]:
-        """Taken on the loop thread: (file body, its version)."""
+    async def _write_off_loop(self) -> None:
+        body, version, mark = self._snapshot()
+        if await asyncio.to_thread(self._write, body, version):
+            self.reserved = max(self.reserved, mark)  # on the loop, once the mark is on disk
+
+    def _snapshot(self) -> tuple[str, int, int]:
+        """Taken on the loop thread: (file body, its version, the mark it holds)."""
         self._version += 1
-        body = json.dumps({"last_event_seq": self.reserved, "defect_count": self.counts},
+        mark = max(self._mark, self.reserved)
+        body = json.dumps({"last_event_seq": mark, "defect_count": self.counts},
                           sort_keys=True)
-        return body, self._version
+        return body, self._version, mark
 
-    def _write(self, body: str, version: int) -> None:
+    def _write(self, body: str, version: int) -> bool:
+        """True when this snapshot (or a newer one) is on disk."""
         if self.path is None:
-            return
+            return False
         with self._io:
-            if version > self._written and self._replace(self.path, body):
+            if version <= self._written:
+                return True
+            if self._replace(self.path, body):
                 self._written = version
+                return True
+            return False
 
     def _replace(self, path: Path, body: str) -> bool:
         tmp = path.with_name(path.name + ".tmp")

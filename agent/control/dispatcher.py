@@ -135,19 +135,23 @@ class CommandDispatcher:
             except asyncio.CancelledError:  # stopped mid-command: still reported, exactly once
                 self._finish(cmd, self._stopped_mid_command(cmd))
                 raise
+            except Exception as exc:  # a bug in a link or a plan: reported, the task goes on
+                log.exception("plc %s: %s %s failed unexpectedly", self.link.name, cmd.kind,
+                              cmd.event_id)
+                outcome = self._failed_unexpectedly(cmd, exc)
             finally:
                 self._busy = self._queue.qsize() > 0
                 self._queue.task_done()
             self._finish(cmd, outcome)
 
     async def _execute(self, cmd: Command) -> CommandOutcome:
+        if cmd.expired(self.clock()):  # before planning: an unsent command takes no number
+            return self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
+                                 error="deadline passed before it could be sent")
         plan = self._plan(cmd)
         if plan is None:
             return self._outcome(cmd, OutcomeStatus.FAILED, 0,
                                  error=f"no PLC signal mapped for {cmd.kind} at {cmd.line}/{cmd.station}")
-        if cmd.expired(self.clock()):
-            return self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
-                                 error="deadline passed before it could be sent")
         self._current = d = Delivery(self.link, cmd, plan, self.request_timeout, self.retry_s,
                                      self.clock, self._count_request)
         if cmd.kind is CommandKind.REJECT:
@@ -180,6 +184,15 @@ class CommandDispatcher:
         elif d.att.strobe_may_be_set and strobe.signal != METHOD:
             for w in [strobe, *plan.after]:
                 self.outputs.hold(w.address, bool(w.value))
+
+    def _failed_unexpectedly(self, cmd: Command, exc: Exception) -> CommandOutcome:
+        """What the wire saw before the error (acked, unconfirmed), else failed: never sent."""
+        d = self._current
+        status = OutcomeStatus.FAILED if d is None else d.att.status()
+        if status is OutcomeStatus.EXPIRED:
+            status = OutcomeStatus.FAILED
+        return self._outcome(cmd, status, 0 if d is None else d.att.strobes,
+                             error=f"internal error: {type(exc).__name__}: {exc}")
 
     def _stopped_mid_command(self, cmd: Command) -> CommandOutcome:
         d = self._current

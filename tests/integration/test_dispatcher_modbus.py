@@ -95,6 +95,7 @@ async def test_stop_expired_while_plc_down_is_never_written(tmp_path: Path, port
         assert outcomes[0].attempts == 0 and outcomes[0].latency_ms is None
         server = await plain_modbus_server(port)  # the PLC comes back
         assert await link.wait_connected(5)
+        seq = disp.counters.seq  # the first was numbered before it expired waiting for the link
         disp.submit(command(CommandKind.STOP, deadline_s=-0.01))  # already stale at submit
         await wait_for(lambda: len(outcomes) == 2, what="second outcome")
         assert outcomes[1].status is OutcomeStatus.EXPIRED
@@ -102,6 +103,7 @@ async def test_stop_expired_while_plc_down_is_never_written(tmp_path: Path, port
         assert await server.async_getValues(1, 1, 0, 1) == [False]  # stop coil never written
         assert await server.async_getValues(1, 3, 10, 1) == [0]  # nor the defect code
         assert disp.stats().expired == 2 and disp.stats().acked == 0
+        assert disp.counters.seq == seq  # stale when its turn came: it took no number
         await server.shutdown()
     finally:
         await disp.stop()
@@ -208,3 +210,37 @@ async def test_stop_mid_command_still_reports_it_once(tmp_path: Path, port: int)
     finally:
         await disp.stop()
         await link.close()
+
+
+async def test_a_command_that_breaks_the_link_code_is_reported_and_the_next_one_goes(
+        tmp_path: Path, port: int) -> None:
+    """A bug below the dispatcher (here: the link's write raising something it should not)
+    fails that command with the error named; the dispatcher task lives on."""
+    plc = SoftPlc(TAGS, modbus_port=port)
+    await plc.start()
+    link = modbus_link(tmp_path, port)
+    outcomes: list[CommandOutcome] = []
+    disp = CommandDispatcher(link, {KEY: signals("modbus")}, outcomes.append)
+    await link.start()
+    await disp.start()
+    write = link.write
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug in a link")
+
+    try:
+        assert await link.wait_connected(5)
+        link.write = broken  # type: ignore[method-assign]
+        disp.submit(command(CommandKind.STOP, deadline_s=2.0, code=301))
+        await wait_for(lambda: outcomes, what="first outcome")
+        assert outcomes[0].status is OutcomeStatus.FAILED
+        assert "internal error: RuntimeError: bug in a link" in (outcomes[0].error or "")
+        link.write = write  # type: ignore[method-assign]
+        disp.submit(command(CommandKind.STOP, deadline_s=2.0, code=302))
+        await wait_for(lambda: len(outcomes) == 2, what="second outcome")
+        assert outcomes[1].status is OutcomeStatus.ACKED
+        assert plc.state.get(f"{STATION}.defect_code") == 302
+    finally:
+        await disp.stop()
+        await link.close()
+        await plc.stop()

@@ -55,6 +55,38 @@ async def test_write_behind_and_reserve_never_race_or_go_back(tmp_path: Path) ->
     assert again.count(A, False) == 3 * RESERVE and again.next_seq() > last
 
 
+async def test_the_next_block_is_reserved_off_the_event_loop(tmp_path: Path) -> None:
+    """Only the load writes on the loop's thread: each later block of sequence numbers is
+    reserved by the write-behind thread half-way through the block before it."""
+    import threading
+
+    path = tmp_path / "c.json"
+    c = CommandCounters.load(path)
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    replace = c._replace
+
+    def recording(p: Path, body: str) -> bool:
+        writers.append(threading.get_ident())
+        return replace(p, body)
+
+    c._replace = recording  # type: ignore[method-assign]
+    for i in range(3 * RESERVE):
+        last = c.next_seq()
+        if i % 50 == 0:
+            await asyncio.sleep(0.001)  # a line's pace: the reserve write lands in time
+    await c.close()
+    assert writers and loop_thread not in writers
+    assert json.loads(path.read_text())["last_event_seq"] >= last
+    assert CommandCounters.load(path).next_seq() > last
+
+
+def test_a_mark_that_cannot_be_written_is_not_believed(tmp_path: Path) -> None:
+    c = CommandCounters.load(tmp_path / "missing-dir" / "c.json")
+    c.next_seq()
+    assert c.reserved == 0  # nothing on disk: every number is still checked against the disk
+
+
 def test_counters_wrap_at_the_plc_register_width() -> None:
     c = CommandCounters(None, seq=0xFFFFFFFF, counts={"line1/station1": 0xFFFF})
     assert (c.count(A, True), c.next_seq()) == (0, 0)
