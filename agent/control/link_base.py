@@ -185,10 +185,12 @@ class SupervisedLink(abc.ABC):
         """Run `call` alone on the link within `timeout`; map failures to PlcError."""
         if self._state is not SinkState.CONNECTED:
             raise PlcUnavailable(f"plc {self.name} not connected ({self._state}); {what} {address}")
-        sent, t0 = False, 0.0
+        locked = sent = False
+        t0 = 0.0
         try:
             async with asyncio.timeout(timeout):
                 async with self._lock:
+                    locked = True
                     sent, t0 = self._alive(), time.monotonic()
                     result = await call()
         except PlcRejected as exc:
@@ -201,6 +203,10 @@ class SupervisedLink(abc.ABC):
         except PlcUnavailable:
             raise
         except TimeoutError:
+            if not locked:  # its time ran out waiting for another request on the link: the
+                # link is fine (a heartbeat write was on it), nothing of this one went out
+                raise PlcUnavailable(f"plc {self.name}: {what} {address} not sent: the link "
+                                     f"was busy for its {timeout * 1000:.0f} ms") from None
             self._stats.timeouts += 1
             msg = f"{what} {address} timed out after {timeout * 1000:.0f} ms"
             self.mark_lost(msg)

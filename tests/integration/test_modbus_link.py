@@ -34,6 +34,26 @@ async def test_typed_writes_reach_the_plain_server(tmp_path: Path, port: int) ->
         await server.shutdown()
 
 
+async def test_a_write_whose_time_runs_out_waiting_for_the_link_leaves_it_connected(
+        tmp_path: Path, port: int) -> None:
+    """A command near its deadline queued behind another request (a heartbeat write) was
+    never sent: it fails as not sent, and the link is not dropped and reconnected."""
+    server = await plain_modbus_server(port)
+    link = modbus_link(tmp_path, port)
+    await link.start()
+    try:
+        assert await link.wait_connected(5)
+        async with link._lock:  # another request on the link for longer than this one's time
+            with pytest.raises(PlcUnavailable, match="not sent: the link was busy"):
+                await link.write("coil:5", True, 0.05)
+        assert link.state is SinkState.CONNECTED and link.stats().disconnects == 0
+        await link.write("coil:5", True, 1)
+        assert await server.async_getValues(1, 1, 5, 1) == [True]
+    finally:
+        await link.close()
+        await server.shutdown()
+
+
 async def test_refusals_name_the_address(tmp_path: Path, port: int) -> None:
     plc = SoftPlc(TAGS, modbus_port=port)
     await plc.start()
