@@ -65,7 +65,9 @@ class EvidenceCapture:
         self._alarm = alarm
         self._rng, self._ids, self._clock = rng, ids, clock
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._holding: dict[str, list[Record]] = {}  # evidence id -> records waiting for it
+        # evidence id -> records waiting for it (True: the record points to that image)
+        self._holding: dict[str, list[tuple[Record, bool]]] = {}
+        self._last_held: dict[str, str] = {}  # station key -> its newest held evidence id
         self._by_event: OrderedDict[str, str] = OrderedDict()  # defect/alarm id -> evidence id
         self._refs: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
         self._last: dict[str, Inspection] = {}
@@ -92,16 +94,18 @@ class EvidenceCapture:
             source = self._last.get(key or "")
         if not reasons or source is None or source.frame is None:
             for r in decision.records:
-                self._submit(r)
+                self._in_order(r)
             return
         job = self._job(source, verdict, decision.records, reasons, "verdict")
         if not self.writer.submit(job):
             for r in decision.records:
-                self._submit(r)
+                self._in_order(r)
             return
         for reason in reasons:
             self.captured[reason] = self.captured.get(reason, 0) + 1
-        self._holding[job.eid] = list(decision.records)
+        self._holding[job.eid] = [(r, True) for r in decision.records]
+        if key is not None:
+            self._last_held[key] = job.eid
         for r in decision.records:
             if r.kind in (RecordKind.DEFECT, RecordKind.ALARM):
                 self._remember(self._by_event, r.id, job.eid)
@@ -114,9 +118,19 @@ class EvidenceCapture:
             else None
         eid = self._by_event.get(trigger) if isinstance(trigger, str) else None
         if eid is not None and eid in self._holding:
-            self._holding[eid].append(record)
+            self._holding[eid].append((record, True))
             return
-        self._submit(with_ref(record, self._refs.get(eid)) if eid else record)
+        self._in_order(with_ref(record, self._refs.get(eid)) if eid else record)
+
+    def _in_order(self, record: Record) -> None:
+        """A record that needs no image still waits behind its station's held ones: the MES
+        sees a station's records in the order they were decided (an alarm's `raised`, held
+        for its frame, before its `cleared`)."""
+        eid = self._last_held.get(f"{record.line}/{record.station}")
+        if eid is not None and eid in self._holding:
+            self._holding[eid].append((record, False))
+        else:
+            self._submit(record)
 
     def flush(self) -> None:
         """Shutdown: records whose evidence never came go on without it."""
@@ -207,8 +221,8 @@ class EvidenceCapture:
     def _written(self, eid: str, ref: dict[str, Any] | None, error: str | None,
                  meta: dict[str, Any] | None = None) -> None:
         self._remember(self._refs, eid, ref)
-        for r in self._holding.pop(eid, []):
-            self._submit(with_ref(r, ref))
+        for r, points_to_it in self._holding.pop(eid, []):
+            self._submit(with_ref(r, ref) if points_to_it else r)
         if meta is not None:
             self._alarm_state(ref, error, meta)
 

@@ -81,7 +81,12 @@ class EvidenceWriter:
         self._thread.start()
 
     def submit(self, job: EvidenceJob) -> bool:
-        """Never blocks; False (and counted) when the queue is full."""
+        """Never blocks; False (and counted) when the queue is full, or when the writer
+        thread is not running (the store could not start): the caller then sends the
+        decision's records on at once instead of holding them for an image never written."""
+        if not self._thread.is_alive():
+            self.stats.dropped += 1
+            return False
         try:
             self._q.put_nowait(job)
         except queue.Full:

@@ -114,14 +114,39 @@ def test_defect_records_wait_for_their_image_and_point_to_it(tmp_path: Path) -> 
 
 
 def test_a_full_queue_drops_evidence_never_records(tmp_path: Path) -> None:
-    rig = Rig(tmp_path, start=False, queue_size=1)  # writer not running: the queue fills
+    import threading
+
+    rig = Rig(tmp_path, start=False, queue_size=1)
+    gate = threading.Event()
+    handle = rig.writer._handle
+    rig.writer._handle = lambda job: (gate.wait(5), handle(job))  # type: ignore[method-assign]
+    rig.writer.start()  # running, but stuck on its first job: the queue fills behind it
     eng = engine(config(tmp_path, [rule(k=1, n=1, clear_after=1)], publish_inspections=True))
-    feed(eng, rig, "X.X.X.")
-    assert rig.writer.stats.dropped == 2 and rig.writer.stats.queued == 1
-    # records of the dropped frames went on at once, without a reference
-    assert [r.payload.get("frame_seq") for r in rig.records if r.kind is RecordKind.DEFECT] == [2, 4]
-    rig.capture.flush()  # shutdown: the held ones go on too
-    assert len([r for r in rig.records if r.kind is RecordKind.DEFECT]) == 3
+    feed(eng, rig, "X.")
+    deadline = time.monotonic() + 5
+    while rig.writer.depth():  # the writer took the first job and waits on the gate
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    feed(eng, rig, "X.X.", start=2)
+    assert rig.writer.stats.dropped == 1 and rig.writer.stats.queued == 2
+    # the dropped frame's records wait behind the station's held ones: nothing out of order
+    assert not [r for r in rig.records if r.kind is RecordKind.DEFECT]
+    gate.set()
+    rig.settle()  # the held ones go on once their image is written, the others behind them
+    defects = [r for r in rig.records if r.kind is RecordKind.DEFECT]
+    assert [r.payload["frame_seq"] for r in defects] == [0, 2, 4]
+    assert "evidence" in defects[1].payload and "evidence" not in defects[2].payload
+    seqs = [r.payload["frame_seq"] for r in rig.records if r.kind is RecordKind.INSPECTION]
+    assert seqs == sorted(seqs)  # the station's records in the order they were decided
+
+
+def test_a_store_that_could_not_start_holds_no_record(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, start=False)  # as when the writer's start raised (read-only volume)
+    eng = engine(config(tmp_path, [rule(k=1, n=1, clear_after=1)], publish_inspections=True))
+    feed(eng, rig, "X.X.")
+    assert not rig.capture._holding  # noqa: SLF001 - nothing waits for an image never written
+    assert len([r for r in rig.records if r.kind is RecordKind.DEFECT]) == 2
+    assert rig.writer.stats.dropped == 2
 
 
 def test_window_frames_and_ok_samples(tmp_path: Path) -> None:
