@@ -8,6 +8,7 @@ a route only turns a `Request` into a `Response`, synchronously and without bloc
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ REASONS = {
     405: "Method Not Allowed", 408: "Request Timeout", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 503: "Service Unavailable",
 }
+
+
+log = logging.getLogger("agent.health.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +93,18 @@ def parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
             raise HttpError(400, "malformed header line")
         headers[name.lower()] = value.strip()
     return method, target, headers
+
+
+class FromDisk:
+    """A prefix route's answer (an evidence image), read in a worker thread, never on the
+    event loop that carries the stop path: an image can be megabytes on a slow card."""
+
+    def __init__(self, path: str, fn: Callable[[str], tuple[int, bytes, str]]) -> None:
+        self.path, self.fn = path, fn
+
+    def read(self) -> Response:
+        try:
+            return Response(*self.fn(self.path))
+        except Exception as exc:
+            log.exception("health server: %s failed", self.path)
+            return error_response(500, f"{self.path} failed: {type(exc).__name__}: {exc}")

@@ -41,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from agent.health.metrics import Metrics
 from agent.health.routes import REASONS as _REASONS
+from agent.health.routes import FromDisk as _FromDisk
 from agent.health.routes import HttpError as _HttpError
 from agent.health.routes import Request, Route
 from agent.health.routes import Response as _Response
@@ -268,7 +269,9 @@ class HealthServer:
                 client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
                 response = self._call(route, Request(method, path, query, headers, body, client))
             else:
-                response = self._route(method, path, headers)
+                routed = self._route(method, path, headers)
+                response = (await asyncio.to_thread(routed.read)  # files (evidence): off the loop
+                            if isinstance(routed, _FromDisk) else routed)
         except _HttpError as exc:
             response = _error(exc.code, exc.detail)
         except TimeoutError:
@@ -314,14 +317,16 @@ class HealthServer:
         return self._authorized(headers.get("authorization", "")) or any(
             fn(headers) for fn in self.authorizers)
 
-    def _route(self, method: str, path: str, headers: dict[str, str]) -> _Response:
+    def _route(self, method: str, path: str, headers: dict[str, str]) -> _Response | _FromDisk:
         if method not in ("GET", "HEAD"):
             return _error(405, f"method {method} not allowed", (("Allow", "GET, HEAD"),))
         if not self._allowed(headers):
             return _error(401, "bearer token required",
                           (("WWW-Authenticate", 'Bearer realm="edge-agent"'),))
         handler = {"/healthz": self._healthz, "/metrics": self._metrics_page,
-                   "/status": self._status_page}.get(path) or self._prefixed(path)
+                   "/status": self._status_page}.get(path)
+        if handler is None and (from_disk := self._prefixed(path)) is not None:
+            return from_disk
         if handler is None:
             return _error(404, f"unknown path {path!r}; try /healthz, /metrics, /status")
         try:
@@ -330,10 +335,10 @@ class HealthServer:
             log.exception("health server: %s failed", path)
             return _error(500, f"{path} failed: {type(exc).__name__}: {exc}")
 
-    def _prefixed(self, path: str) -> Callable[[], _Response] | None:
+    def _prefixed(self, path: str) -> _FromDisk | None:
         for prefix, fn in self.prefix_routes.items():
             if path.startswith(prefix):
-                return lambda: _Response(*fn(path))
+                return _FromDisk(path, fn)
         return None
 
     def _authorized(self, authorization: str) -> bool:

@@ -76,3 +76,21 @@ async def test_post_bodies_are_bounded(server: HealthServer) -> None:
     slow = await request(server.port, post("/api/x", b"a", auth, length=10))
     assert slow is not None and slow.code == 408
     assert asyncio.get_running_loop().time() - t0 < 2.0
+
+
+async def test_prefix_routes_read_their_files_off_the_event_loop(server: HealthServer) -> None:
+    """An evidence image is read in a worker thread: a slow card never stalls the loop that
+    carries the stop path and the heartbeat."""
+    import threading
+
+    readers: list[int] = []
+
+    def image(path: str) -> tuple[int, bytes, str]:
+        readers.append(threading.get_ident())
+        return 200, path.encode(), "image/jpeg"
+
+    server.prefix_routes["/evidence/"] = image
+    got = await get(server.port, "/evidence/x.jpg", TOKEN)
+    assert got.code == 200 and got.body == b"/evidence/x.jpg"
+    assert readers and readers[0] != threading.get_ident()  # not the loop's thread
+    assert (await get(server.port, "/evidence/x.jpg")).code == 401  # and behind the token
