@@ -19,19 +19,13 @@ import yaml
 
 from tests.e2e.harness import Daemon, dropped_records, write_config
 from tests.e2e.test_daemon_heartbeat import healthz, metric, wait_until
-from tests.integration.test_heartbeat_refused import refusing_server
+from tests.integration.test_heartbeat_refused import serving
 from tests.support.ports import free_port
 
 
 @pytest.fixture
 def plc(request: pytest.FixtureRequest) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    port = free_port()
-    proc = refusing_server(port, *request.param)
-    try:
-        yield port, proc
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    yield from serving(request.param)
 
 
 def config(tmp: Path, port: int) -> Path:

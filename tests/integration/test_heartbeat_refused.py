@@ -31,15 +31,20 @@ def refusing_server(port: int, code: int, registers: str | None = None
     return proc
 
 
-@pytest.fixture
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+def serving(params: tuple[int, str | None]) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """(port, process) of a refusing server for a parametrized fixture; ended after the test."""
     port = free_port()
-    proc = refusing_server(port, *request.param)
+    proc = refusing_server(port, *params)
     try:
         yield port, proc
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    yield from serving(request.param)
 
 
 def heartbeat_lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:

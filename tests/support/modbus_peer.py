@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.server import ModbusTcpServer
+
+from tests.support.peer_process import RecordingPeer
 
 _TABLE = {1: "coil", 5: "coil", 15: "coil", 3: "hr", 6: "hr", 16: "hr"}
 
@@ -71,41 +71,15 @@ async def serve(args: argparse.Namespace) -> None:
     await asyncio.Event().wait()
 
 
-class ModbusPeer:
+class ModbusPeer(RecordingPeer):
     """Run the peer as a subprocess; `writes` fills in as it reports them."""
 
-    def __init__(self, port: int, *extra: str) -> None:
-        self.port, self.extra = port, extra
-        self.writes: list[dict[str, Any]] = []
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> ModbusPeer:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.modbus_peer", "--port", str(self.port),
-            *self.extra, stdout=asyncio.subprocess.PIPE)
-        assert self._proc.stdout is not None
-        line = await asyncio.wait_for(self._proc.stdout.readline(), 20)
-        assert line.strip() == b"READY", line
-        self._reader = asyncio.create_task(self._read(self._proc.stdout))
-        return self
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            self.writes.append(json.loads(line))
+    module = "tests.support.modbus_peer"
 
     def coil_writes(self, coil: int) -> list[tuple[int, float]]:
         """(value, time) of every write of `coil`, in order."""
         return [(w["values"][0], w["t"]) for w in self.writes
                 if w["fc"] in (5, 15) and w["address"] == coil]
-
-    async def stop(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.terminate()
-            await self._proc.wait()
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, 5)
-        self._proc = self._reader = None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from asyncua.common.callback import CallbackType, ServerItemCallback
 from plc.opcua_server import build_opcua_face
 from plc.state import PlcState
 from plc.tags import load_tags
+from tests.support.peer_process import RecordingPeer
 
 
 def _record(event: ServerItemCallback, _dispatcher: Any) -> None:
@@ -41,37 +41,14 @@ async def serve(port: int) -> None:
     await asyncio.Event().wait()
 
 
-class OpcUaPeer:
+class OpcUaPeer(RecordingPeer):
     """Run the peer as a subprocess; `writes` fills in as it reports them."""
 
+    module = "tests.support.opcua_peer"
+
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port)
         self.endpoint = f"opc.tcp://127.0.0.1:{port}/peer"
-        self.writes: list[dict[str, Any]] = []
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> OpcUaPeer:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.support.opcua_peer", "--port", str(self.port),
-            stdout=asyncio.subprocess.PIPE)
-        assert self._proc.stdout is not None
-        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
-        assert line.strip() == b"READY", line
-        self._reader = asyncio.create_task(self._read(self._proc.stdout))
-        return self
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
-            self.writes.append(json.loads(line))
-
-    async def stop(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.terminate()
-            await self._proc.wait()
-        if self._reader is not None:
-            await asyncio.wait_for(self._reader, 5)
-        self._proc = self._reader = None
 
 
 if __name__ == "__main__":
