@@ -18,8 +18,7 @@ from typing import Any
 from agent import __version__
 from agent.audit import AuditLog
 from agent.capture.camera import Camera, CameraEvent
-from agent.capture.factory import build_camera
-from agent.config import LoadedConfig
+from agent.configfile import LoadedConfig
 from agent.control.dispatcher import CommandDispatcher
 from agent.decision.engine import Decision, DecisionEngine
 from agent.evidence.wiring import EvidenceWiring
@@ -29,9 +28,10 @@ from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
+from agent.protocols.base import Sink, SinkContext
 from agent.runtime import stats_sources
 from agent.runtime.audit_writer import AuditWriter
-from agent.runtime.build import build_sink
+from agent.runtime.build import build_camera, build_sink
 from agent.runtime.health_wiring import HealthWiring
 from agent.runtime.model_lifecycle import ModelLifecycle
 from agent.runtime.operator import handle_operator_command
@@ -41,7 +41,6 @@ from agent.runtime.plc_wiring import PlcWiring
 from agent.runtime.records import RecordRouter
 from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
-from agent.sinks.base import Sink, SinkContext
 from agent.tasks import stop_within
 from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
 from agent.web.tap import FrameTap

@@ -26,9 +26,9 @@ from agent.control.command_plan import METHOD, Plan, plan_writes
 from agent.control.counters import CommandCounters
 from agent.control.delivery import Delivery
 from agent.control.outputs import OutputKeeper
-from agent.control.plc_link import PlcLink
 from agent.control.signal_check import verify_when_connected
 from agent.logutil import RepeatLimiter
+from agent.protocols.link import PlcLink
 from agent.tasks import cancel_and_wait
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
 

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
 from agent.logutil import RepeatLimiter
+from agent.protocols.link import PlcLink, PlcRejected, PlcUnavailable
 from agent.tasks import OwnedTask
 
 log = logging.getLogger(__name__)

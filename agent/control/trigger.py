@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.config.station import StationSignals, TriggerTimeouts
-from agent.control.plc_link import PlcError, PlcLink
 from agent.logutil import RepeatLimiter
+from agent.protocols.link import PlcError, PlcLink
 from agent.tasks import OwnedTask
 from agent.types import Result, Verdict
 

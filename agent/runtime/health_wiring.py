@@ -24,9 +24,9 @@ from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
+from agent.protocols.base import SinkState
 from agent.runtime.plc_health import PlcHealth
 from agent.runtime.station_snapshot import station_snapshot
-from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import utc_now
 from agent.web.wiring import ConsoleWiring

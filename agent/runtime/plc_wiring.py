@@ -12,11 +12,11 @@ from agent.config.station import StationSignals
 from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
-from agent.control.plc_link import PlcLink
 from agent.control.reset_watch import ResetWatch
 from agent.control.trigger import TriggerHandshake
+from agent.protocols.base import SinkContext
+from agent.protocols.link import PlcLink
 from agent.runtime.build import build_plc
-from agent.sinks.base import SinkContext
 
 if TYPE_CHECKING:
     from agent.app import Agent

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from agent.app import Agent, RunLimits
-from agent.config import parse_config
+from agent.configfile import parse_config
 from tests.integration.plc_helpers import plain_modbus_server
 
 REPO = Path(__file__).resolve().parents[2]
