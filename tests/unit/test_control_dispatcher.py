@@ -258,6 +258,17 @@ async def test_reject_pulse_ends_after_the_link_comes_back() -> None:
     assert out.status is OutcomeStatus.ACKED
 
 
+async def test_a_bug_in_the_link_during_a_reject_still_ends_the_pulse() -> None:
+    async with Rig(pulse_ms=20) as rig:
+        rig.link.script(Fault.raises(RuntimeError("bug in a link"), applied=True), address=REJECT)
+        out = await rig.run(command(CommandKind.REJECT))
+        assert out.status is OutcomeStatus.FAILED
+        assert "internal error: RuntimeError: bug in a link" in (out.error or "")
+        assert rig.link.values[REJECT] is True  # the ON reached the PLC before the error
+        await wait_for(lambda: rig.link.values[REJECT] is False, what="the reject bit low")
+        await wait_for(lambda: not rig.disp.outputs.busy(), what="outputs settled")
+
+
 async def test_outputs_are_put_back_after_a_reconnect_as_the_commands_left_them() -> None:
     async with Rig() as rig:
         rig.link.script(Fault.no_answer(after_s=0.06, applied=False), address=STOP)
