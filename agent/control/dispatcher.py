@@ -186,8 +186,12 @@ class CommandDispatcher:
                 self.outputs.hold(w.address, bool(w.value))
 
     def _failed_unexpectedly(self, cmd: Command, exc: Exception) -> CommandOutcome:
-        """What the wire saw before the error (acked, unconfirmed), else failed: never sent."""
+        """What the wire saw before the error (acked, unconfirmed), else failed: never sent.
+        The outputs are kept as after any command: a reject pulse begun still ends."""
         d = self._current
+        if d is not None:
+            with contextlib.suppress(Exception):  # (the error itself is logged by the caller)
+                self._keep_outputs(cmd, d.plan, d)
         status = OutcomeStatus.FAILED if d is None else d.att.status()
         if status is OutcomeStatus.EXPIRED:
             status = OutcomeStatus.FAILED
