@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
-from agent.control.plc_link import (
+from agent.protocols.base import SinkState
+from agent.protocols.link import (
     PlcBusy,
     PlcLink,
     PlcNoAnswer,
@@ -38,7 +39,6 @@ from agent.control.plc_link import (
     PlcUnavailable,
     Value,
 )
-from agent.sinks.base import SinkState
 from agent.types import Command, CommandKind, new_event_id
 
 Op = Literal["write", "read"]
@@ -175,6 +175,10 @@ class FakePlcLink:
         req = await self._request("read", [(address, None)], timeout)
         assert req.value is not None
         return req.value
+
+    async def probe_signal(self, signal: str, address: str, timeout: float) -> str:
+        """PlcLink's commissioning check: like the links' default, the address reads back."""
+        return f"reads {await self.read(address, timeout)!r}"
 
     async def call_stop_method(self, obj: str, method: str, args: list[Value],
                                timeout: float) -> None:

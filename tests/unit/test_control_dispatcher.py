@@ -12,7 +12,7 @@ from pathlib import Path
 from agent.config.station import StationSignals
 from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
 from tests.support.fake_plc_link import FakePlcLink, Fault, command, wait_for
 

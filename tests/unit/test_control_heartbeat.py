@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from agent.control.heartbeat import Heartbeat, StatusBits
-from agent.sinks.plc_common import HeartbeatConfig
+from agent.protocols.plc_common import HeartbeatConfig
 from tests.support.fake_plc_link import FakePlcLink, Fault, wait_for
 
 COUNTER, STATUS = "hr:0", "hr:1"

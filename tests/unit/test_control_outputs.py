@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from agent.control.outputs import OutputKeeper
-from agent.control.plc_link import PlcLink
+from agent.protocols.link import PlcLink
 from tests.support.fake_plc_link import FakePlcLink, as_plc_link, wait_for
 
 STOP, REJECT, REJECT2 = "coil:0", "coil:1", "coil:3"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from agent.config.station import StationSignals
-from agent.control.plc_link import PlcRejected, PlcUnavailable
 from agent.control.reset_watch import ResetWatch
 from agent.control.signal_check import verify_when_connected
+from agent.protocols.link import PlcRejected, PlcUnavailable
 from tests.support.fake_plc_link import FakePlcLink, wait_for
 
 RESET = "coil:30"

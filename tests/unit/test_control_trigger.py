@@ -9,8 +9,8 @@ import asyncio
 import pytest
 
 from agent.config.station import StationSignals, TriggerTimeouts
-from agent.control.plc_link import PlcUnavailable, Value
 from agent.control.trigger import Arm, HandshakeStep, TriggerHandshake
+from agent.protocols.link import PlcUnavailable, Value
 from agent.types import Result, Verdict
 from tests.support.fake_plc_link import FakePlcLink, wait_for
 
