@@ -106,7 +106,8 @@ def _exchange(sink: MqttSinkConfig, base_dir: Path, topics: TopicMap, body: dict
     got = threading.Event()
     subscribed = threading.Event()
     client = build_mqtt_client(sink, "edge-agent reset", base_dir,
-                               client_id=f"cli-{body['id'][-12:]}", protocol=sink.protocol)
+                               client_id=f"cli-{body['id'][-12:]}", protocol=sink.protocol,
+                               reconnect_max_s=timeout)
 
     def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

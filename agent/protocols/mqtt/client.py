@@ -24,7 +24,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from typing_extensions import TypeVar  # a TypeVar with a default (PEP 696)
 
-from agent.protocols.mqtt.refusals import Refusal, connack_refusal, describe_connect_error
+from agent.protocols.mqtt.refusals import (
+    CLOSED_BEFORE_CONNACK,
+    Refusal,
+    connack_refusal,
+    describe_connect_error,
+)
 from agent.protocols.tls_context import client_ssl_context
 
 if TYPE_CHECKING:
@@ -225,22 +230,35 @@ def connect_and_wait(client: MqttClient, keepalive: int, timeout: float,
                      then: Callable[[MqttClient], object] | None = None) -> Refusal | None:
     """The commands' first connect (blocking): None once the broker accepted it (`then(client)`
     ran in paho's thread, before this returns), else why not. The network loop runs on;
-    the caller stops it."""
+    the caller stops it (after a refusal, at once: paho does not retry). Build the client
+    with `reconnect_max_s`: paho answers a 3.1.1 "unacceptable protocol version" by trying
+    3.1 (whose refusal is the one reported), only on a client that may reconnect."""
     done = threading.Event()
     outcome: list[Refusal | None] = [None]
 
-    def on_connect(c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        outcome[0] = connack_refusal(reason)
-        if outcome[0] is None and then is not None:
+    def settle(refusal: Refusal | None) -> None:
+        if done.is_set():
+            return
+        outcome[0] = refusal
+        if refusal is None and then is not None:
             then(client)
+        elif refusal is not None:
+            client.disconnect()  # no retry: paho's thread ends at once
         done.set()
 
+    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        settle(connack_refusal(reason))
+
     def on_connect_fail(_c: Any, _u: Any) -> None:
-        outcome[0] = client.refusal()
-        done.set()
+        settle(client.refusal())
+
+    def on_disconnect(_c: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        # hung up without a CONNACK (after a failed connect: on_connect_fail said why)
+        settle(client.refusal() if client.last_connect_error else CLOSED_BEFORE_CONNACK)
 
     client.on_connect = on_connect
     client.on_connect_fail = on_connect_fail
+    client.on_disconnect = on_disconnect
     client.start(keepalive)
     if not done.wait(timeout):
         return Refusal(f"no CONNACK within {timeout:g} s", False)

@@ -76,8 +76,8 @@ class MqttPlcLink(SupervisedLink):
         client.on_connect = lambda c, u, f, rc, p: self._post(_settle, connected,
                                                                connack_refusal(rc))
         client.on_connect_fail = lambda c, u: self._post(_settle, connected, client.refusal())
-        client.on_disconnect = lambda c, u, f, rc, p: self._post(self.mark_lost,
-                                                                 f"disconnected: {rc}")
+        client.on_disconnect = lambda c, u, f, rc, p: self._post(self._on_disconnect,
+                                                                 connected, rc)
         client.on_publish = lambda c, u, mid, rc, p: self._post(self._on_ack, mid, rc)
         client.on_message = lambda c, u, m: self._post(self._on_value, m.topic, bytes(m.payload))
         return client
@@ -168,6 +168,12 @@ class MqttPlcLink(SupervisedLink):
                 loop.call_soon_threadsafe(fn, *args)
             except RuntimeError:
                 pass
+
+    def _on_disconnect(self, connected: asyncio.Future[Refusal | None],
+                       reason: ReasonCode) -> None:
+        """The connection that was up is gone (a refused one is `_open`'s to report)."""
+        if connected.done() and not connected.cancelled() and connected.result() is None:
+            self.mark_lost(f"disconnected: {reason}")
 
     def _on_ack(self, mid: int, reason: ReasonCode) -> None:
         fut = self._acks.pop(mid, None)

@@ -31,7 +31,7 @@ def mqtt_publish(name: str, cfg: MqttSinkConfig, base_dir: Path, client_id: str,
     where = f"mqtt {cfg.host}:{cfg.port}"
     try:
         client = build_mqtt_client(cfg, where, base_dir, client_id=client_id,
-                                   protocol=cfg.protocol)
+                                   protocol=cfg.protocol, reconnect_max_s=timeout)
     except ValueError as exc:  # unusable TLS files
         return [ProbeRow(name, "connect", where, False, str(exc))]
     refusal = connect_and_wait(client, max(5, int(timeout) + 5), timeout)
