@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from agent.protocols.mqtt.broker import BrokerConnection
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-Protocol = Literal["3.1.1", "5"]
+MqttVersion = Literal["3.1.1", "5"]
 
 
 # paho internals that RecordingClient reads or overrides: pinned to the tested minor version in
@@ -177,7 +177,7 @@ C = TypeVar("C", bound=MqttClient, default=MqttClient)
 
 
 def build_mqtt_client(broker: BrokerConnection, where: str, base_dir: Path, *, client_id: str,
-                      protocol: Protocol = "5", clean: bool = True,
+                      protocol: MqttVersion = "5", clean: bool = True,
                       session_expiry_s: int | None = None, will: Callable[[], Will] | None = None,
                       reconnect_max_s: float | None = None, max_inflight: int | None = None,
                       client_class: type[C] = MqttClient,  # type: ignore[assignment]
@@ -188,13 +188,10 @@ def build_mqtt_client(broker: BrokerConnection, where: str, base_dir: Path, *, c
     MQTT 5 session expiry. `will` is called before every CONNECT (a fresh Will each time).
     `reconnect_max_s`: paho reconnects with a backoff capped there; None: never (one
     connection per client). ValueError (naming `where`) for unusable TLS files."""
-    if protocol == "5":
-        client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                              protocol=mqtt.MQTTv5, reconnect_on_failure=reconnect_max_s is not None)
-    else:
-        client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                              protocol=mqtt.MQTTv311, clean_session=clean,
-                              reconnect_on_failure=reconnect_max_s is not None)
+    session: dict[str, Any] = ({"protocol": mqtt.MQTTv5} if protocol == "5" else
+                               {"protocol": mqtt.MQTTv311, "clean_session": clean})
+    client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                          reconnect_on_failure=reconnect_max_s is not None, **session)
     client.target = Target(broker.host, broker.port, where, clean,
                            connect_properties(protocol, session_expiry_s))
     if broker.username is not None:
@@ -218,7 +215,7 @@ def _set_will(client: mqtt.Client, will: Will) -> None:
     client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain, properties=props)
 
 
-def connect_properties(protocol: Protocol, session_expiry_s: int | None) -> Properties | None:
+def connect_properties(protocol: MqttVersion, session_expiry_s: int | None) -> Properties | None:
     if protocol != "5" or session_expiry_s is None:
         return None
     props = Properties(PacketTypes.CONNECT)
