@@ -28,7 +28,7 @@ from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
-from agent.protocols.base import Sink, SinkContext
+from agent.protocols.base import CommandSource, Sink, SinkContext, StatusPublisher
 from agent.runtime import stats_sources
 from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.build import build_camera, build_sink
@@ -153,9 +153,9 @@ class Agent:
     async def _start_sinks(self, ctx: SinkContext) -> None:
         for name, sc in self.cfg.sinks.items():
             sink = build_sink(name, sc, ctx)
-            if hasattr(sink, "set_birth"):
+            if isinstance(sink, StatusPublisher):
                 sink.set_birth(self.birth())
-            if hasattr(sink, "on_command"):  # every attempt audited by the sink, with its id
+            if isinstance(sink, CommandSource):  # every attempt audited by the sink, with its id
                 sink.on_command(self.on_operator_command, self.audit.write)
             await sink.start()
             self.sinks[name] = sink

@@ -24,7 +24,7 @@ from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
-from agent.protocols.base import SinkState
+from agent.protocols.base import CommandSource, SinkState, SnapshotPublisher, StatusPublisher
 from agent.runtime.plc_health import PlcHealth
 from agent.runtime.station_snapshot import station_snapshot
 from agent.tasks import cancel_and_wait
@@ -116,7 +116,7 @@ class HealthWiring:
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
                                    "1 while the sink is connected"))
-            out += _operator_command_samples(name, getattr(sk, "commands", None))
+            out += _operator_command_samples(name, sk.commands if isinstance(sk, CommandSource) else None)
         for name, link in a.plc.links.items():
             out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
                                    1.0 if link.state is SinkState.CONNECTED else 0.0,
@@ -267,14 +267,12 @@ class HealthWiring:
         metrics = self.metrics_payload(status.time).model_dump(mode="json")
         snapshot: dict[str, Any] | None = None
         for sink in self.agent.sinks.values():
-            publish = getattr(sink, "publish_telemetry", None)
-            if publish is not None:
-                await publish("status", doc)
-                await publish("metrics", metrics)
-            publish_snapshot = getattr(sink, "publish_snapshot", None)
-            if publish_snapshot is not None:  # dialect sinks: Sparkplug B, HA discovery
+            if isinstance(sink, StatusPublisher):
+                await sink.publish_telemetry("status", doc)
+                await sink.publish_telemetry("metrics", metrics)
+            if isinstance(sink, SnapshotPublisher):  # dialect sinks: Sparkplug B, HA discovery
                 snapshot = snapshot or station_snapshot(self.agent)
-                await publish_snapshot(snapshot)
+                await sink.publish_snapshot(snapshot)
 
     async def stopping(self) -> None:
         self.notifier.stopping()
