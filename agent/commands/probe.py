@@ -14,8 +14,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from typing import Any
 
 from agent.commands import EXIT_CONFIG, load_or_report
@@ -23,16 +22,10 @@ from agent.config.station import StationSignals
 from agent.configfile import LoadedConfig
 from agent.configfile.root import AgentConfig
 from agent.control.dispatcher import CommandDispatcher
+from agent.plugins import CAMERAS, SINKS
 from agent.protocols.base import SinkContext, SinkState
-from agent.protocols.file.config import FileSinkConfig
-from agent.protocols.file.probe import probe_file
-from agent.protocols.http.config import HttpSinkConfig
-from agent.protocols.http.probe import probe_http
 from agent.protocols.link import PlcError, PlcLink
-from agent.protocols.mqtt.config import MqttSinkConfig
-from agent.protocols.mqtt.factory import topic_map
-from agent.protocols.mqtt.probe import mqtt_publish
-from agent.protocols.probe import ProbeRow, probe_link
+from agent.protocols.probe import ProbeRow, SinkProbe, probe_link
 from agent.runtime.build import build_plc
 from agent.types import Command, CommandKind, CommandOutcome, new_event_id
 
@@ -97,15 +90,14 @@ async def run_probe(loaded: LoadedConfig, inject: tuple[str, str] | None, test_c
 
 
 def probe_cameras(cfg: AgentConfig, seconds: float = 2.0) -> list[ProbeRow]:
-    """Open each GenICam camera: identity, settings in effect, fps over `seconds`, stream stats."""
-    from agent.capture.genicam.config import GenICamCameraConfig
-    from agent.capture.genicam.probe import probe_genicam
-
+    """Cameras whose plugin has a check (GenICam: identity, settings in effect, fps over
+    `seconds`, stream statistics)."""
     rows: list[ProbeRow] = []
     for name, cc in cfg.cameras.items():
-        if isinstance(cc, GenICamCameraConfig):
-            res = probe_genicam(name, cc, seconds)
-            rows.append(ProbeRow(name, "camera", cc.selector(), res.ok, res.detail))
+        probe = CAMERAS.probe(cc.type)
+        if probe is not None:
+            res = probe(name, cc, seconds)
+            rows.append(ProbeRow(name, "camera", res.where, res.ok, res.detail))
     return rows
 
 
@@ -147,36 +139,19 @@ async def _send_stop(link: PlcLink, key: tuple[str, str], st: Any, test_code: in
 
 def probe_sinks(loaded: LoadedConfig, inject: tuple[str, str] | None, test_code: int,
                 timeout: float) -> list[ProbeRow]:
+    """Each sink's own check (its plugin's `probe`), in config order."""
     cfg = loaded.config
     rows: list[ProbeRow] = []
     for name, sc in cfg.sinks.items():
-        if isinstance(sc, MqttSinkConfig):
-            msgs = _mqtt_messages(cfg, name, sc, inject, test_code)
-            cid = f"{sc.client_id or cfg.agent_id}-probe"
-            rows += mqtt_publish(name, sc, loaded.base_dir, cid, msgs, timeout)
-        elif isinstance(sc, FileSinkConfig):
-            rows.append(probe_file(name, sc, loaded.base_dir))
-        elif isinstance(sc, HttpSinkConfig):
-            rows.append(probe_http(name, sc, timeout))
-    return rows
-
-
-def _mqtt_messages(cfg: AgentConfig, sink: str, sc: MqttSinkConfig, inject: tuple[str, str] | None,
-                   test_code: int) -> list[tuple[str, dict[str, Any]]]:
-    now: Callable[[], str] = lambda: datetime.now(UTC).isoformat()  # noqa: E731
-    msgs: list[tuple[str, dict[str, Any]]] = []
-    topics = topic_map(sc, cfg.site, cfg.agent_id)  # the daemon's topics, overrides included
-    for line, station, st in cfg.stations():
-        if sink not in st.sinks:
+        probe = SINKS.probe(sc.type)
+        if probe is None:
+            rows.append(ProbeRow(name, "connect", sc.type, False, "no commissioning check for "
+                                 f"{sc.type} sinks"))
             continue
-        topic = topics.station_topic("probe", line, station)
-        msgs.append((topic, {"schema_version": 1, "probe": True, "agent_id": cfg.agent_id, "time": now()}))
-        if inject == (line, station):
-            msgs.append((topics.station_topic("defect", line, station), {
-                "schema_version": 1, "test": True, "event_id": new_event_id(), "site": cfg.site,
-                "line": line, "station": station, "defect_code": test_code,
-                "defect_class": "probe-test", "time": now(), "agent_id": cfg.agent_id}))
-    return msgs
+        routed = tuple((ln, sn) for ln, sn, st in cfg.stations() if name in st.sinks)
+        rows += probe(name, sc, SinkProbe(cfg.site, cfg.agent_id, loaded.base_dir, routed,
+                                          inject, test_code, timeout))
+    return rows
 
 
 def render(rows: list[ProbeRow]) -> str:

@@ -27,6 +27,7 @@ class Plugin:
     type: str  # the config's `type:` value
     config: Model  # its model; its `type` field is Literal[type]
     factory: str  # "package.module:function", called as function(name, cfg, *context)
+    probe: str | None = None  # "package.module:function": the commissioning check, if any
 
 
 class Registry(Generic[T]):
@@ -52,14 +53,25 @@ class Registry(Generic[T]):
         configs = tuple(p.config for p in self._plugins.values())
         return Annotated[Union[configs], Field(discriminator="type")]  # noqa: UP007
 
-    def factory(self, type_: str) -> Callable[..., T]:
+    def _plugin(self, type_: str) -> Plugin:
         plugin = self._plugins.get(type_)
         if plugin is None:
             raise KeyError(f"no {self.kind} plugin of type {type_!r} (known: {self.types()})")
-        module, _, attr = plugin.factory.partition(":")
-        fn: Callable[..., T] = getattr(importlib.import_module(module), attr)
-        return fn
+        return plugin
+
+    def factory(self, type_: str) -> Callable[..., T]:
+        return _resolve(self._plugin(type_).factory)
+
+    def probe(self, type_: str) -> Callable[..., Any] | None:
+        """The plugin's commissioning check (`edge-agent probe`), None when it has none."""
+        where = self._plugin(type_).probe
+        return _resolve(where) if where else None
 
     def build(self, name: str, cfg: Any, *context: Any) -> T:
         """The object for one config section (not started)."""
         return self.factory(cfg.type)(name, cfg, *context)
+
+
+def _resolve(where: str) -> Any:
+    module, _, attr = where.partition(":")
+    return getattr(importlib.import_module(module), attr)

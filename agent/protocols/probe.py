@@ -4,8 +4,22 @@ node exists, has a type that fits the signal, and reads back."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent.protocols.link import PlcError, PlcLink, PlcRejected
+
+
+@dataclass(frozen=True)
+class SinkProbe:
+    """What a sink's commissioning check (`Plugin.probe`) is given besides its config."""
+
+    site: str
+    agent_id: str
+    base_dir: Path  # relative paths in the config resolve against it
+    stations: tuple[tuple[str, str], ...]  # (line, station) routed to this sink
+    inject: tuple[str, str] | None  # --inject-test-defect's station
+    test_code: int
+    timeout: float
 
 
 @dataclass(frozen=True)

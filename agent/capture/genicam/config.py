@@ -61,4 +61,5 @@ class GenICamCameraConfig(CameraOptions):
         return f"address {self.address}"
 
 
-PLUGIN = Plugin("genicam", GenICamCameraConfig, "agent.capture.genicam.source:build_genicam_source")
+PLUGIN = Plugin("genicam", GenICamCameraConfig, "agent.capture.genicam.source:build_genicam_source",
+             probe="agent.capture.genicam.probe:probe_camera")

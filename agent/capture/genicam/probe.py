@@ -22,6 +22,13 @@ from agent.capture.genicam.source import GenICamSource
 class CameraProbe:
     ok: bool
     detail: str
+    where: str = ""  # how the camera was found (id, serial or address)
+
+
+def probe_camera(name: str, cfg: GenICamCameraConfig, seconds: float = 2.0) -> CameraProbe:
+    """The registry's probe of a GenICam camera."""
+    res = probe_genicam(name, cfg, seconds)
+    return CameraProbe(res.ok, res.detail, cfg.selector())
 
 
 def probe_genicam(name: str, cfg: GenICamCameraConfig, seconds: float = 2.0) -> CameraProbe:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,9 @@ class FreezeOptions(Strict):
 
 
 class CameraOptions(Strict):
+    if TYPE_CHECKING:  # each camera plugin's config narrows it to its Literal
+        type: str
+
     fps: float | None = Field(None, gt=0, le=1000, description="Target frames per second; None = as fast as the source delivers.")
     resolution: tuple[int, int] | None = Field(None, description="Requested [width, height]; the source may ignore it.")
     roi: tuple[int, int, int, int] | None = Field(None, description="Region of interest [x, y, width, height] in pixels, applied after rotation.")

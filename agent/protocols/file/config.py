@@ -24,4 +24,5 @@ class FileSinkConfig(SinkSettings):
     outbox: OutboxPolicy = Field(default_factory=OutboxPolicy, description="Outbox bounds for this sink.")
 
 
-SINK = Plugin("file", FileSinkConfig, "agent.protocols.file.factory:build")
+SINK = Plugin("file", FileSinkConfig, "agent.protocols.file.factory:build",
+             probe="agent.protocols.file.probe:probe_sink")

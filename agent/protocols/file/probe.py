@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from agent.protocols.file.config import FileSinkConfig
-from agent.protocols.probe import ProbeRow
+from agent.protocols.probe import ProbeRow, SinkProbe
 
 
 def probe_file(name: str, cfg: FileSinkConfig, base_dir: Path) -> ProbeRow:
@@ -20,3 +20,8 @@ def probe_file(name: str, cfg: FileSinkConfig, base_dir: Path) -> ProbeRow:
     except OSError as exc:
         return ProbeRow(name, "write", str(folder), False, f"{exc.strerror}: {exc.filename}")
     return ProbeRow(name, "write", str(folder), True, "folder writable")
+
+
+def probe_sink(name: str, cfg: FileSinkConfig, ctx: SinkProbe) -> list[ProbeRow]:
+    """The registry's probe of this sink type."""
+    return [probe_file(name, cfg, ctx.base_dir)]

@@ -41,4 +41,5 @@ class HttpSinkConfig(SinkSettings):
         return self
 
 
-SINK = Plugin("http", HttpSinkConfig, "agent.protocols.http.factory:build")
+SINK = Plugin("http", HttpSinkConfig, "agent.protocols.http.factory:build",
+             probe="agent.protocols.http.probe:probe_sink")

@@ -8,7 +8,7 @@ import time
 from urllib.parse import urlparse
 
 from agent.protocols.http.config import HttpSinkConfig
-from agent.protocols.probe import ProbeRow
+from agent.protocols.probe import ProbeRow, SinkProbe
 
 
 def probe_http(name: str, cfg: HttpSinkConfig, timeout: float) -> ProbeRow:
@@ -23,3 +23,8 @@ def probe_http(name: str, cfg: HttpSinkConfig, timeout: float) -> ProbeRow:
     ms = (time.monotonic() - t0) * 1000
     return ProbeRow(name, "connect", f"{u.hostname}:{port}", True,
                     f"TCP reachable in {ms:.0f} ms (no request sent)")
+
+
+def probe_sink(name: str, cfg: HttpSinkConfig, ctx: SinkProbe) -> list[ProbeRow]:
+    """The registry's probe of this sink type."""
+    return [probe_http(name, cfg, ctx.timeout)]

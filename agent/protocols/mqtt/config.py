@@ -72,4 +72,5 @@ class MqttSinkConfig(BrokerConnection, SinkSettings):
     homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (see the README).")
 
 
-SINK = Plugin("mqtt", MqttSinkConfig, "agent.protocols.mqtt.factory:build")
+SINK = Plugin("mqtt", MqttSinkConfig, "agent.protocols.mqtt.factory:build",
+             probe="agent.protocols.mqtt.probe:probe_sink")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ from agent.protocols.mqtt.client import (
     publish_properties,
 )
 from agent.protocols.mqtt.config import MqttSinkConfig
-from agent.protocols.probe import ProbeRow
+from agent.protocols.mqtt.factory import topic_map
+from agent.protocols.probe import ProbeRow, SinkProbe
+from agent.types import new_event_id
 
 PROBE_EXPIRY_S = 60
 
@@ -69,3 +73,25 @@ def _publish(client: MqttClient, name: str, topic: str, payload: dict[str, Any],
         return ProbeRow(name, "publish", topic, False, f"broker refused: {reason}")
     note = "PUBACK" if v5 else "PUBACK (MQTT 3.1.1 cannot report a denied publish)"
     return ProbeRow(name, "publish", topic, True, note)
+
+
+def probe_sink(name: str, cfg: MqttSinkConfig, ctx: SinkProbe) -> list[ProbeRow]:
+    """The registry's probe of an MQTT sink: publish permission on every topic it uses."""
+    client_id = f"{cfg.client_id or ctx.agent_id}-probe"
+    return mqtt_publish(name, cfg, ctx.base_dir, client_id, _messages(cfg, ctx), ctx.timeout)
+
+
+def _messages(cfg: MqttSinkConfig, ctx: SinkProbe) -> list[tuple[str, dict[str, Any]]]:
+    """A probe message per station routed to the sink (+ the test defect when injecting)."""
+    now: Callable[[], str] = lambda: datetime.now(UTC).isoformat()  # noqa: E731
+    msgs: list[tuple[str, dict[str, Any]]] = []
+    topics = topic_map(cfg, ctx.site, ctx.agent_id)  # the daemon's topics, overrides included
+    for line, station in ctx.stations:
+        topic = topics.station_topic("probe", line, station)
+        msgs.append((topic, {"schema_version": 1, "probe": True, "agent_id": ctx.agent_id, "time": now()}))
+        if ctx.inject == (line, station):
+            msgs.append((topics.station_topic("defect", line, station), {
+                "schema_version": 1, "test": True, "event_id": new_event_id(), "site": ctx.site,
+                "line": line, "station": station, "defect_code": ctx.test_code,
+                "defect_class": "probe-test", "time": now(), "agent_id": ctx.agent_id}))
+    return msgs

@@ -37,4 +37,5 @@ class SparkplugSinkConfig(BrokerConnection, SinkSettings):
     outbox: MqttOutboxPolicy = Field(default_factory=MqttOutboxPolicy, description="Outbox bounds for this sink.")
 
 
-SINK = Plugin("sparkplug", SparkplugSinkConfig, "agent.protocols.sparkplug.factory:build")
+SINK = Plugin("sparkplug", SparkplugSinkConfig, "agent.protocols.sparkplug.factory:build",
+             probe="agent.protocols.sparkplug.probe:probe_sink")
