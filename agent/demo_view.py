@@ -36,7 +36,7 @@ def station_rows(agent: Agent) -> list[dict[str, Any]]:
             "station": key, "camera": f"{cam.state.value} {cam.fps:.1f} fps",
             "age_p50": _pct(ages, 50), "infer_p50": _pct(infer, 50), "infer_p99": _pct(infer, 99),
             "ok": counts["OK"], "ng": counts["NG"], "unknown": counts["UNKNOWN"],
-            "dropped": rt.slot.dropped + (rt.worker.stats().dropped_late if rt.worker else 0),
+            "dropped": rt.slot.dropped + rt.worker.stats().dropped_late,
             "last_defect": f"{last.defect_class} ({last.defect_code})" if last else "-",
             "latched": bool(getattr(view, "latched", False)),
         })

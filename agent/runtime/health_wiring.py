@@ -258,7 +258,7 @@ class HealthWiring:
                         for hb in self.agent.plc.heartbeats))
 
     def _all_inspecting(self) -> bool:
-        return all(rt.triggered or (rt.worker is not None and rt.worker.stats().inspected > 0)
+        return all(rt.triggered or rt.worker.stats().inspected > 0
                    for rt in self.agent.stations.values())
 
     async def _publish_status(self) -> None:

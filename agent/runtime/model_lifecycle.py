@@ -92,7 +92,7 @@ class ModelLifecycle:
         if name is None or runner is None:
             return
         worker = rt.worker
-        busy = (lambda: worker.stats().busy_fraction) if worker is not None else (lambda: 0.0)
+        busy = lambda: worker.stats().busy_fraction  # noqa: E731
         where = self.agent.state_dir / "shadow" / f"{rt.line}_{rt.name}"
         a = self.agent
         wiring = getattr(a, "evidence", None)
