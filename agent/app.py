@@ -38,12 +38,12 @@ from agent.runtime.operator import handle_operator_command
 from agent.runtime.outbox_alarms import OutboxAlarms
 from agent.runtime.outcomes import OutcomeHandler, after_sends
 from agent.runtime.plc_wiring import PlcWiring
-from agent.runtime.records import RecordRouter
+from agent.runtime.records import RecordRouter, station_routes
 from agent.runtime.reload import reload_config
 from agent.runtime.station import StationRuntime
 from agent.sinks.base import Sink, SinkContext
 from agent.tasks import stop_within
-from agent.types import Command, CommandOutcome, Inspection, Record, Result, Verdict
+from agent.types import Command, CommandOutcome, Inspection, Result, Verdict
 from agent.web.tap import FrameTap
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class Agent:
                                   {n: s.outbox for n, s in self.cfg.sinks.items()})
         ctx = SinkContext(self.cfg.site, self.cfg.agent_id, self.loaded.base_dir, self.state_dir)
         await self._start_sinks(ctx)
-        self.router = RecordRouter(self.outbox, self.forwarders, self._sinks_for)
+        self.router = RecordRouter(self.outbox, self.forwarders, station_routes(self.cfg),
+                                   self.cfg.sinks)
         await self.router.start()
         # every component registers its stats() when built (cameras, stations, links...)
         stats_sources.core(self.metrics.stats, self.audit.log, self.engine, self.outbox, self.router)
@@ -280,12 +281,6 @@ class Agent:
     def reset_station(self, line: str, station: str, source: str) -> None:
         self.audit.write("reset", line=line, station=station, source=source)
         self.apply(self.engine.reset(line, station, source, time.monotonic()))
-
-    def _sinks_for(self, record: Record) -> list[str]:
-        if record.line is None or record.station is None:
-            return list(self.sinks)
-        rt = self.stations.get(f"{record.line}/{record.station}")
-        return list(rt.cfg.sinks) if rt is not None else []
 
     def _on_camera_event(self, ev: CameraEvent) -> None:
         level = logging.WARNING if ev.state.value in ("stalled", "failed", "reconnecting") \

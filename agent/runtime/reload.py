@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import ConfigError, LoadedConfig, load_config
 from agent.inference.errors import ModelLoadError
+from agent.runtime.records import station_routes
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -84,6 +85,7 @@ async def reload_config(agent: Agent) -> bool:
     agent.engine.update_config(new.config)
     for line, name, st in new.config.stations():
         agent.stations[f"{line}/{name}"].cfg = st
+    agent.router.set_routes(station_routes(new.config))  # a station's `sinks:` may change
     agent.cfg = new.config
     agent.lifecycle.apply_reload(swaps)
     agent.reload_error = None
