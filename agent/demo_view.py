@@ -29,8 +29,8 @@ def station_rows(agent: Agent) -> list[dict[str, Any]]:
         recent = list(rt.monitor.recent)
         ages = [r[0] for r in recent]
         infer = [r[1] for r in recent]
-        counts = agent.verdict_counts[key]
-        last = agent.last_defect.get(key)
+        counts = agent.pipeline.tally.verdict_counts[key]
+        last = agent.pipeline.tally.last_defect.get(key)
         view = agent.engine.station_state(rt.line, rt.name)
         rows.append({
             "station": key, "camera": f"{cam.state.value} {cam.fps:.1f} fps",

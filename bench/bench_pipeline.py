@@ -119,8 +119,8 @@ class Probe:
         on_outcome = agent.on_outcome
 
         def count_only(rt: Any, insp: Any) -> None:
-            agent.inspections += 1
-            if agent.inspections >= (agent.limits.max_frames or 0):
+            agent.pipeline.tally.inspections += 1
+            if agent.pipeline.tally.inspections >= (agent.limits.max_frames or 0):
                 agent.request_stop("max-frames reached")
 
         on_insp: Any = agent._on_inspection if loop_work else count_only
@@ -346,7 +346,7 @@ async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_p
             paced, agent = await run_once(tmp / f"p{r}v{n}", video, args.fps, args.frames,
                                           mqtt_port, plc_port, not args.one_thread, viewers=n)
             ack[n] += paced.plc_ms
-            console = agent.health.console.console
+            console = agent.console.console
             if console is not None:
                 encoded[n] += sum(console.live.encoded.values())
                 cpu[n] += console.live.encode_s

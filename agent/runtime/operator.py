@@ -24,7 +24,7 @@ def handle_operator_command(agent: Agent, cmd: Any, via: str = "mqtt") -> None:
                if (line in (None, rt.line)) and (station in (None, rt.name))]
     for rt in targets:
         if action == "reset":
-            agent.reset_station(rt.line, rt.name, source)
+            agent.pipeline.reset_station(rt.line, rt.name, source)
         elif action == "pause":
             rt.pause()
         elif action == "resume":

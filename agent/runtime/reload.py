@@ -47,12 +47,12 @@ class Reloader:
     async def _run(self) -> None:
         while True:
             self._again = False
-            health = getattr(self.agent, "health", None)
-            told = health is not None and health.reload_started()  # RELOADING=1
+            health = self.agent.health
+            told = health.reload_started()  # RELOADING=1
             try:
                 await reload_config(self.agent)
             finally:
-                if told and health is not None:
+                if told:
                     health.reload_finished()  # STATUS= (refused: why), then READY=1
             if not self._again:
                 return

@@ -51,14 +51,14 @@ def station_card(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str, 
                        "peak": round(i.peak_score, 3)} for i in view.open_incidents],
         "fps": _num(cam.fps), "frame_age_ms": _num(None if age is None else age * 1000),
         "infer_p50_ms": _pct(infer, 50), "infer_p99_ms": _pct(infer, 99),
-        "counts": dict(agent.verdict_counts.get(key, {})),
+        "counts": dict(agent.pipeline.tally.verdict_counts.get(key, {})),
         "banner": snap.banner if snap else "-", "image_seq": snap.seq if snap else None,
         "last_defect": _last_defect(agent, key),
     }
 
 
 def _last_defect(agent: Agent, key: str) -> dict[str, Any] | None:
-    v = agent.last_defect.get(key)
+    v = agent.pipeline.tally.last_defect.get(key)
     if v is None:
         return None
     return {"class": v.defect_class, "code": v.defect_code, "event_id": v.event_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent.health.server import HealthServer
 from agent.web.console import Console
@@ -15,13 +15,16 @@ log = logging.getLogger(__name__)
 
 
 class ConsoleWiring:
-    def __init__(self, health: HealthWiring) -> None:
+    def __init__(self, agent: Any, health: HealthWiring) -> None:
+        """`agent`: what the console shows and acts on (agent.web.state, operator path);
+        `health`: the checks, status and listener it shares."""
+        self.agent = agent
         self.health = health
         self.console: Console | None = None
         self.own: HealthServer | None = None  # the console's own listener, if configured
 
     async def start(self) -> None:
-        a = self.health.agent
+        a = self.agent
         cfg = a.cfg.console
         server = self.health.server
         if not cfg.enabled:
