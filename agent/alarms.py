@@ -102,7 +102,7 @@ ALARMS: dict[str, Alarm] = {
         "log WARNING (first, then one a minute with counts by code); audit `operator_command` "
         "with `code` (replay, unauthenticated, stale, future, client, invalid, malformed)",
         "edge_agent_operator_commands_total{sink,result}",
-        "grep operator_command /var/lib/edge-agent/audit.jsonl | tail", "agent/sinks/mqtt_listener.py"),
+        "grep operator_command /var/lib/edge-agent/audit.jsonl | tail", "agent/protocols/mqtt/listener.py"),
 }
 
 

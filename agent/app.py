@@ -25,12 +25,12 @@ from typing import Any
 
 from agent import __version__
 from agent.audit import AuditLog
-from agent.config import LoadedConfig
-from agent.config.models import AgentConfig
+from agent.configfile import AgentConfig, LoadedConfig
 from agent.decision.engine import DecisionEngine
 from agent.evidence.wiring import EvidenceWiring
 from agent.health.metrics import Metrics
 from agent.outbox.store import Outbox
+from agent.protocols.base import SinkContext
 from agent.runtime import stats_sources
 from agent.runtime.assembly import StartupError, build_stations, load_models
 from agent.runtime.audit_writer import AuditWriter
@@ -46,7 +46,6 @@ from agent.runtime.reload import reload_config
 from agent.runtime.sink_wiring import SinkWiring
 from agent.runtime.station import StationRuntime
 from agent.runtime.station_snapshot import station_snapshot
-from agent.sinks.base import SinkContext
 from agent.types import CommandOutcome, Inspection
 from agent.web.tap import FrameTap
 from agent.web.wiring import ConsoleWiring

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from agent.app import Agent, RunLimits, StartupError
-from agent.config import LoadedConfig
+from agent.configfile import LoadedConfig
 from agent.runtime.reload import Reloader
 
 log = logging.getLogger(__name__)

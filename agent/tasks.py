@@ -1,4 +1,5 @@
-"""One named asyncio task owned by an object: start once, stop by cancelling and awaiting."""
+"""One named asyncio task owned by an object: start once, stop by cancelling and awaiting;
+`Loop`, the base of objects that are such a task (PLC trigger and reset polling)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+S = TypeVar("S")
 
 
 class OwnedTask:
@@ -28,6 +31,27 @@ class OwnedTask:
         task, self._task = self._task, None
         if task is not None:
             await cancel_and_wait(task)
+
+
+class Loop(Generic[S]):
+    """An object that runs one owned task (`_run`) between start() and stop(), and counts
+    what it does in a stats object."""
+
+    def __init__(self, task_name: str, stats: S) -> None:
+        self._bg = OwnedTask(task_name)
+        self._stats = stats
+
+    def stats(self) -> S:
+        return self._stats
+
+    async def start(self) -> None:
+        self._bg.start(self._run)
+
+    async def stop(self) -> None:
+        await self._bg.stop()
+
+    async def _run(self) -> None:
+        raise NotImplementedError
 
 
 async def cancel_and_wait(task: asyncio.Task[Any], retry_s: float = 0.5) -> None:

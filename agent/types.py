@@ -173,7 +173,7 @@ class Record:
     (compact JSON), set on records read back from the outbox so that a sink can
     send those bytes instead of encoding the payload again; a sink that only
     sends those (`sends_stored_json`) gets records whose `payload` was not decoded
-    (empty): `agent.sinks.base.wire_payload` decodes it when needed.
+    (empty): `agent.protocols.base.wire_payload` decodes it when needed.
     """
 
     id: str

@@ -152,7 +152,7 @@ def rss_mb() -> tuple[float, float]:
 
 async def trial(n: int, videos: list[Path], warmup: float, window: float) -> dict[str, Any]:
     from agent.app import Agent, RunLimits
-    from agent.config import parse_config
+    from agent.configfile import parse_config
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -34,8 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.capture.camera import Camera  # noqa: E402
-from agent.capture.factory import build_camera  # noqa: E402
 from agent.capture.sources.opencv_source import OpenCVCameraConfig  # noqa: E402
+from agent.runtime.build import build_camera  # noqa: E402
 
 W, H = 1280, 720
 

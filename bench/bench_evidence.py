@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
+from agent.config.evidence import EvidenceConfig  # noqa: E402
 from agent.event_ids import EventIds  # noqa: E402
-from agent.evidence.config import EvidenceConfig  # noqa: E402
 from agent.evidence.retention import Retention  # noqa: E402
 from agent.evidence.store import EvidenceStore  # noqa: E402
 from agent.evidence.writer import EvidenceJob, EvidenceWriter  # noqa: E402

@@ -31,10 +31,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agent.capture.factory import build_camera  # noqa: E402
 from agent.capture.genicam.aravis import aravis  # noqa: E402
 from agent.capture.genicam.config import GenICamCameraConfig  # noqa: E402
 from agent.capture.genicam.pixels import to_bgr  # noqa: E402
+from agent.runtime.build import build_camera  # noqa: E402
 from tests.support.fake_gige import FakeGigECamera  # noqa: E402
 
 FAST = {"type": "genicam", "address": "127.0.0.1", "pixel_format": "Mono8", "frame_rate": 1000,

@@ -46,7 +46,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.app import SWITCH_INTERVAL_S  # noqa: E402
-from agent.capture.factory import build_camera  # noqa: E402
 from agent.capture.sources.opencv_source import (  # noqa: E402
     OpenCVCameraConfig,
     OpenCVSource,
@@ -57,6 +56,7 @@ from agent.config.models import ModelConfig  # noqa: E402
 from agent.inference.runner import ModelRunner  # noqa: E402
 from agent.inference.session import load_model  # noqa: E402
 from agent.inference.worker import InferenceWorker  # noqa: E402
+from agent.runtime.build import build_camera  # noqa: E402
 from agent.types import Frame, Inspection  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

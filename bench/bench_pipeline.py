@@ -47,8 +47,8 @@ from agent.capture.sources.opencv_source import (  # noqa: E402
     build_opencv_source,
 )
 from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
-from agent.config import parse_config  # noqa: E402
-from agent.sinks.base import wire_payload  # noqa: E402
+from agent.configfile import parse_config  # noqa: E402
+from agent.protocols.base import wire_payload  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_port  # noqa: E402
 

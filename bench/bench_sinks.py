@@ -37,10 +37,10 @@ import paho.mqtt.client as mqtt
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import agent.config  # noqa: E402,F401
-from agent.sinks import file as file_plugin  # noqa: E402
-from agent.sinks import http as http_plugin  # noqa: E402
-from agent.sinks import mqtt as mqtt_plugin  # noqa: E402
-from agent.sinks.base import SinkContext, SinkState, wire_payload  # noqa: E402
+from agent.protocols.base import SinkContext, SinkState, wire_payload  # noqa: E402
+from agent.protocols.file import config as file_plugin  # noqa: E402
+from agent.protocols.http import config as http_plugin  # noqa: E402
+from agent.protocols.mqtt import config as mqtt_plugin  # noqa: E402
 from agent.types import Record  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.mqtt_peer import AGENT, SITE, defect_record  # noqa: E402

@@ -39,12 +39,12 @@ sys.path.insert(0, str(REPO))
 from agent.config.station import StationSignals  # noqa: E402
 from agent.control.counters import CommandCounters  # noqa: E402
 from agent.control.dispatcher import CommandDispatcher  # noqa: E402
-from agent.control.plc_link import PlcLink  # noqa: E402
-from agent.sinks.base import SinkContext  # noqa: E402
-from agent.sinks.modbus import ModbusPlcConfig  # noqa: E402
-from agent.sinks.modbus import build as build_modbus  # noqa: E402
-from agent.sinks.opcua import OpcUaPlcConfig  # noqa: E402
-from agent.sinks.opcua import build as build_opcua  # noqa: E402
+from agent.protocols.base import SinkContext  # noqa: E402
+from agent.protocols.link import PlcLink  # noqa: E402
+from agent.protocols.modbus.config import ModbusPlcConfig  # noqa: E402
+from agent.protocols.modbus.factory import build as build_modbus  # noqa: E402
+from agent.protocols.opcua.config import OpcUaPlcConfig  # noqa: E402
+from agent.protocols.opcua.factory import build as build_opcua  # noqa: E402
 from agent.types import Command, CommandKind, CommandOutcome, new_event_id  # noqa: E402
 from plc.tags import load_tags  # noqa: E402
 

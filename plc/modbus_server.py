@@ -14,8 +14,8 @@ from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 
-from agent.sinks.modbus_address import ModbusAddress, parse_modbus_address
-from agent.sinks.modbus_codec import CodecError, decode, encode
+from agent.protocols.modbus.address import ModbusAddress, parse_modbus_address
+from agent.protocols.modbus.codec import CodecError, decode, encode
 from plc.state import PlcState
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from asyncua import Server, ua, uamethod
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agent.sinks.opcua_certs import read_props
+from agent.protocols.opcua.certs import read_props
 from plc.state import PlcState, Value
 from plc.tags import Tag
 

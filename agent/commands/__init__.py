@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from agent.config import ConfigError, LoadedConfig, load_config
+from agent.configfile import ConfigError, LoadedConfig, load_config
 
 EXIT_CONFIG = 2  # every command that reads a config exits 2 on an invalid one
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
-from agent.sinks.mqtt_topics import alert_filter
+from agent.protocols.mqtt.topics import alert_filter
 
 COLUMNS = (("STATION", 22), ("DEFECT", 22), ("SCORE", 6), ("TIME (UTC)", 23), ("LATENCY", 10))
 CONNECT_TIMEOUT_S = 10.0

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from agent.app import Agent, RunLimits
 from agent.commands import EXIT_CONFIG, load_or_report
-from agent.config import LoadedConfig
+from agent.configfile import LoadedConfig
 from agent.data import demo_config
 from agent.logsetup import setup_logging
+from agent.protocols.file.config import FileSinkConfig
 from agent.runner import run_agent
 
 DEMO_STATE = Path("var/demo")  # relative to the current directory
@@ -53,7 +54,7 @@ def with_state_dir(loaded: LoadedConfig, state: Path) -> LoadedConfig:
     state = state.resolve()
     sinks = {}
     for name, sink in loaded.config.sinks.items():
-        if sink.type == "file" and loaded.resolve(sink.dir).is_relative_to(old):
+        if isinstance(sink, FileSinkConfig) and loaded.resolve(sink.dir).is_relative_to(old):
             new_dir = state / loaded.resolve(sink.dir).relative_to(old)
             sink = sink.model_copy(update={"dir": str(new_dir)})
         sinks[name] = sink

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.config import ConfigError, load_config
+from agent.configfile import ConfigError, load_config
 from agent.evidence import export as ex
 from agent.evidence import layout
 from agent.evidence.store import EvidenceStore

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.config import ConfigError, load_config
+from agent.configfile import ConfigError, load_config
 from agent.outbox import FILE_NAME
 from agent.outbox import inspection as ob
 

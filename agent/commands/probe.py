@@ -14,26 +14,26 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from agent.commands import EXIT_CONFIG, load_or_report
-from agent.config import LoadedConfig
-from agent.config.models import AgentConfig
+from agent.config.station import StationSignals
+from agent.configfile import LoadedConfig
+from agent.configfile.root import AgentConfig
 from agent.control.dispatcher import CommandDispatcher
-from agent.control.plc_link import PlcError, PlcLink
-from agent.control.probe_plc import ProbeRow, mapped_signals, probe_link
-from agent.control.probe_sinks import (
-    mqtt_publish,
-    probe_file,
-    probe_http,
-)
+from agent.protocols.base import SinkContext, SinkState
+from agent.protocols.file.config import FileSinkConfig
+from agent.protocols.file.probe import probe_file
+from agent.protocols.http.config import HttpSinkConfig
+from agent.protocols.http.probe import probe_http
+from agent.protocols.link import PlcError, PlcLink
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import topic_map
+from agent.protocols.mqtt.probe import mqtt_publish
+from agent.protocols.probe import ProbeRow, probe_link
 from agent.runtime.build import build_plc
-from agent.sinks.base import SinkContext, SinkState
-from agent.sinks.file import FileSinkConfig
-from agent.sinks.http import HttpSinkConfig
-from agent.sinks.mqtt import MqttSinkConfig, topic_map
 from agent.types import Command, CommandKind, CommandOutcome, new_event_id
 
 TEST_CODE = 65535
@@ -187,3 +187,23 @@ def render(rows: list[ProbeRow]) -> str:
     for row in [head, *body]:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     return "\n".join(lines)
+
+
+def mapped_signals(cfg: AgentConfig, plc: str) -> list[tuple[str, str, str]]:
+    """(label, signal, address) of everything mapped on one PLC target."""
+    pc = cfg.plcs[plc]
+    out: list[tuple[str, str, str]] = []
+    if pc.heartbeat.counter:
+        out.append(("heartbeat", "heartbeat", pc.heartbeat.counter))
+    if pc.heartbeat.status:
+        out.append(("status", "status", pc.heartbeat.status))
+    if pc.reset:
+        out.append(("reset", "reset", pc.reset))
+    for line, station, st in cfg.stations():
+        if st.plc == plc:
+            out.extend((f"{line}/{station} {s}", s, a) for s, a in _station(st.signals))
+    return out
+
+
+def _station(sig: StationSignals) -> Iterable[tuple[str, str]]:
+    return ((name, addr) for name, addr in sig.model_dump().items() if addr is not None)

@@ -22,10 +22,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from agent.commands import EXIT_CONFIG, load_or_report
-from agent.sinks.command_auth import Keyring
-from agent.sinks.mqtt import MqttSinkConfig, command_keyring, topic_map
-from agent.sinks.mqtt_client import apply_credentials
-from agent.sinks.mqtt_topics import TopicMap
+from agent.protocols.mqtt.client import apply_credentials
+from agent.protocols.mqtt.command_auth import Keyring
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import command_keyring, topic_map
+from agent.protocols.mqtt.topics import TopicMap
 from agent.types import new_event_id
 
 

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agent.config.models import AgentConfig
+from agent.configfile.root import AgentConfig
 
 
 def config_schema_text() -> str:
@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if getattr(args, "markdown", False):
-        from agent.config.reference import config_reference
+        from agent.configfile.reference import config_reference
 
         print(config_reference(), end="")
         return 0

@@ -1,7 +1,7 @@
-"""Configuration: strict pydantic models, a YAML loader with line-numbered errors, secrets."""
+"""Configuration building blocks: the strict pydantic base, the sections every agent has
+(models, stations, evidence, console...), errors, secrets, bounded YAML reading and the
+plugin registry type. The root model and the loader are in `agent.configfile`."""
 
 from agent.config.errors import ConfigError, ConfigIssue
-from agent.config.loader import LoadedConfig, load_config, parse_config
-from agent.config.models import AgentConfig
 
-__all__ = ["AgentConfig", "ConfigError", "ConfigIssue", "LoadedConfig", "load_config", "parse_config"]
+__all__ = ["ConfigError", "ConfigIssue"]

@@ -1,38 +1,15 @@
-"""The root configuration model and the plugin unions."""
+"""Configuration sections every agent has: models and providers, logging, health, outbox, audit.
+
+The root model (`AgentConfig`) is assembled from the plugin registries in
+`agent.configfile.root`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field
 
-from agent.capture.genicam.config import GenICamCameraConfig
-from agent.capture.sources.folder_source import FolderCameraConfig
-from agent.capture.sources.opencv_source import OpenCVCameraConfig
-from agent.capture.sources.synthetic_source import SyntheticCameraConfig
 from agent.config.base import Strict
-from agent.config.station import LineConfig, StationConfig
-from agent.evidence.config import EvidenceConfig
-from agent.sinks.file import FileSinkConfig
-from agent.sinks.http import HttpSinkConfig
-from agent.sinks.modbus import ModbusPlcConfig
-from agent.sinks.mqtt import MqttSinkConfig
-from agent.sinks.mqtt_plc import MqttPlcConfig
-from agent.sinks.opcua import OpcUaPlcConfig
-from agent.sinks.sparkplug import SparkplugSinkConfig
-from agent.web.config import ConsoleConfig
-
-CameraConfig = Annotated[
-    OpenCVCameraConfig | FolderCameraConfig | SyntheticCameraConfig | GenICamCameraConfig,
-    Field(discriminator="type")
-]
-PlcConfig = Annotated[
-    ModbusPlcConfig | OpcUaPlcConfig | MqttPlcConfig, Field(discriminator="type")
-]
-SinkConfig = Annotated[
-    MqttSinkConfig | HttpSinkConfig | FileSinkConfig | SparkplugSinkConfig,
-    Field(discriminator="type"),
-]
 
 PROVIDERS = (
     "TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider",
@@ -86,40 +63,3 @@ class OutboxSettings(Strict):
 class AuditConfig(Strict):
     max_bytes: int = Field(10 * 1024 * 1024, ge=4096, description="Rotate the audit log after this size.")
     keep: int = Field(10, ge=1, description="Rotated audit files kept.")
-
-
-class AgentConfig(Strict):
-    # top-level `x-...` keys are dropped by the loader (anchors for `<<:` merge keys)
-    model_config = ConfigDict(**Strict.model_config,
-                              json_schema_extra={"patternProperties": {"^x-": {}}})
-
-    site: str = Field(description="Site (plant) name, used in topics and records.", pattern=r"^[A-Za-z0-9_.-]+$")
-    agent_id: str = Field(description="This agent's id (one per edge box).", pattern=r"^[A-Za-z0-9_.-]+$")
-    state_dir: str = Field("/var/lib/edge-agent", description="Outbox, audit log and certificates (relative paths are relative to the config file).")
-    log: LogConfig = Field(default_factory=LogConfig, description="Logging.")
-    health: HealthConfig = Field(default_factory=HealthConfig, description="Health and metrics HTTP server.")
-    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="Web console (live view, defects, station detail).")
-    outbox: OutboxSettings = Field(default_factory=OutboxSettings, description="Durable outbox settings.")
-    audit: AuditConfig = Field(default_factory=AuditConfig, description="Audit log rotation.")
-    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig, description="Evidence images: the frame behind defects, UNKNOWN/late verdicts, fail-safe events, triggered results and sampled OK frames.")
-    cameras: dict[str, CameraConfig] = Field(description="Cameras by name.")
-    models: dict[str, ModelConfig] = Field(description="Models by name.")
-    plcs: dict[str, PlcConfig] = Field(default_factory=dict, description="PLC targets by name.")
-    sinks: dict[str, SinkConfig] = Field(default_factory=dict, description="MES sinks by name.")
-    lines: dict[str, LineConfig] = Field(description="Production lines by name.")
-
-    @model_validator(mode="after")
-    def _camera_triggers_need_triggered_stations(self) -> AgentConfig:
-        for ln, sn, st in self.stations():
-            cam = self.cameras.get(st.camera)
-            trigger = getattr(cam, "trigger", "free-run")
-            if trigger != "free-run" and st.mode != "triggered":
-                raise ValueError(
-                    f"lines.{ln}.stations.{sn}: camera {st.camera!r} has trigger: {trigger} "
-                    "(it takes a frame only when triggered), so the station needs "
-                    "mode: triggered")
-        return self
-
-    def stations(self) -> list[tuple[str, str, StationConfig]]:
-        """(line, station, StationConfig) for every station, in config order."""
-        return [(ln, sn, st) for ln, line in self.lines.items() for sn, st in line.stations.items()]

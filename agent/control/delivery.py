@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.control.command_plan import METHOD, Plan, Write
-from agent.control.plc_link import PlcLink, PlcNoAnswer, PlcRejected, PlcUnavailable
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
+from agent.protocols.link import PlcLink, PlcNoAnswer, PlcRejected, PlcUnavailable
 from agent.types import Command, OutcomeStatus
 
 

@@ -32,9 +32,9 @@ from agent.control.command_plan import METHOD, Plan, plan_writes
 from agent.control.counters import CommandCounters
 from agent.control.delivery import Delivery
 from agent.control.outputs import OutputKeeper
-from agent.control.plc_link import PlcLink
 from agent.control.signal_check import verify_when_connected
 from agent.logutil import RepeatLimiter
+from agent.protocols.link import PlcLink
 from agent.tasks import cancel_and_wait
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
 
@@ -202,8 +202,12 @@ class CommandDispatcher:
                 self.outputs.hold(w.address, bool(w.value))
 
     def _failed_unexpectedly(self, cmd: Command, exc: Exception) -> CommandOutcome:
-        """What the wire saw before the error (acked, unconfirmed), else failed: never sent."""
+        """What the wire saw before the error (acked, unconfirmed), else failed: never sent.
+        The outputs are kept as after any command: a reject pulse begun still ends."""
         d = self._current
+        if d is not None:
+            with contextlib.suppress(Exception):  # (the error itself is logged by the caller)
+                self._keep_outputs(cmd, d.plan, d)
         status = OutcomeStatus.FAILED if d is None else d.att.status()
         if status is OutcomeStatus.EXPIRED:
             status = OutcomeStatus.FAILED

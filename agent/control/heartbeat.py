@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.control.plc_link import PlcError, PlcLink, PlcRejected, PlcUnavailable
-from agent.sinks.plc_common import HeartbeatConfig
+from agent.protocols.link import PlcError, PlcLink, PlcRejected, PlcUnavailable
+from agent.protocols.plc_common import HeartbeatConfig
 from agent.tasks import OwnedTask
 
 log = logging.getLogger(__name__)

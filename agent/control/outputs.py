@@ -21,9 +21,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
 from agent.logutil import RepeatLimiter
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
+from agent.protocols.link import PlcLink, PlcRejected, PlcUnavailable
 from agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

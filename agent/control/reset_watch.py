@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.control.plc_link import PlcLink, PlcRejected, PlcUnavailable
 from agent.logutil import RepeatLimiter
-from agent.tasks import OwnedTask
+from agent.protocols.link import PlcLink, PlcRejected, PlcUnavailable
+from agent.tasks import Loop
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class ResetWatchStats:
     read_failures: int = 0
 
 
-class ResetWatch:
+class ResetWatch(Loop[ResetWatchStats]):
     def __init__(
         self,
         link: PlcLink,
@@ -35,24 +35,14 @@ class ResetWatch:
         *,
         timeout: float = 0.2,
     ) -> None:
+        super().__init__(f"reset-watch-{link.name}", ResetWatchStats())
         self.link = link
         self.address = address
         self.callback = callback
         self.poll_s = poll_ms / 1000
         self.timeout = timeout
         self._last: bool | None = None
-        self._bg = OwnedTask(f"reset-watch-{self.link.name}")
-        self._stats = ResetWatchStats()
         self._limiter = RepeatLimiter(log, f"reset watch {link.name} {address}")
-
-    def stats(self) -> ResetWatchStats:
-        return self._stats
-
-    async def start(self) -> None:
-        self._bg.start(self._run)
-
-    async def stop(self) -> None:
-        await self._bg.stop()
 
     async def _run(self) -> None:
         while True:

@@ -9,8 +9,8 @@ import logging
 from collections.abc import Mapping
 
 from agent.config.station import StationSignals
-from agent.control.plc_link import PlcLink
-from agent.control.probe_plc import check_signal
+from agent.protocols.link import PlcLink
+from agent.protocols.probe import check_signal
 
 log = logging.getLogger(__name__)
 

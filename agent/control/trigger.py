@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.config.station import StationSignals, TriggerTimeouts
-from agent.control.plc_link import PlcError, PlcLink
 from agent.logutil import RepeatLimiter
-from agent.tasks import OwnedTask
+from agent.protocols.link import PlcError, PlcLink
+from agent.tasks import Loop
 from agent.types import Result, Verdict
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class HandshakeStep(Exception):
     """One step failed; message names the step and signal."""
 
 
-class TriggerHandshake:
+class TriggerHandshake(Loop[TriggerStats]):
     def __init__(
         self,
         link: PlcLink,
@@ -70,6 +70,7 @@ class TriggerHandshake:
         missing = [s for s in ("trigger", "busy", "done", "result") if getattr(signals, s) is None]
         if missing:
             raise ValueError(f"station {line}/{station}: triggered mode needs signals {missing}")
+        super().__init__(f"trigger-{line}-{station}", TriggerStats())
         self.link = link
         self.line = line
         self.station = station
@@ -80,19 +81,8 @@ class TriggerHandshake:
         self.poll_s = poll_ms / 1000
         self.request_timeout = request_timeout
         self.clock = clock
-        self._bg = OwnedTask(f"trigger-{self.line}-{self.station}")
         self._awaiting_clear = False  # done is set; waiting for the PLC to drop the trigger
-        self._stats = TriggerStats()
         self._limiter = RepeatLimiter(log, f"trigger {line}/{station}")
-
-    def stats(self) -> TriggerStats:
-        return self._stats
-
-    async def start(self) -> None:
-        self._bg.start(self._run)
-
-    async def stop(self) -> None:
-        await self._bg.stop()
 
     # -- loop -----------------------------------------------------------------------
     async def _run(self) -> None:

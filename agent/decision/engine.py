@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from agent.config.models import AgentConfig
+from agent.config.station import StationConfig
 from agent.decision import failsafe
 from agent.decision.actions import incident_actions, part_reject
 from agent.decision.commands import CommandIssuer
@@ -36,6 +36,16 @@ log = logging.getLogger(__name__)
 DUPLICATE_PART = "duplicate_part_id"
 
 
+class PlantConfig(Protocol):
+    """What the engine reads of the root config (`AgentConfig` satisfies it)."""
+
+    @property
+    def site(self) -> str: ...
+    @property
+    def agent_id(self) -> str: ...
+    def stations(self) -> list[tuple[str, str, StationConfig]]: ...
+
+
 class DecisionEngine:
     """Per station and defect class: min_score, ROI, k-of-n, hysteresis, cool-down, action.
 
@@ -53,7 +63,7 @@ class DecisionEngine:
     Not thread-safe: call it from one thread (the daemon's asyncio loop).
     """
 
-    def __init__(self, cfg: AgentConfig, *, ids: Callable[[], str] = new_event_id,
+    def __init__(self, cfg: PlantConfig, *, ids: Callable[[], str] = new_event_id,
                  wall: Callable[[], datetime] = utc_now) -> None:
         self._ids = ids
         self._counters = Counters()
@@ -64,7 +74,7 @@ class DecisionEngine:
         self.update_config(cfg)
 
     # -- configuration -------------------------------------------------------------------
-    def update_config(self, cfg: AgentConfig) -> None:
+    def update_config(self, cfg: PlantConfig) -> None:
         """SIGHUP reload: new rules and mappings; stations that still exist keep their state."""
         stations = {}
         for line, name, st_cfg in cfg.stations():

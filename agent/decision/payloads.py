@@ -30,9 +30,13 @@ StationStateName = Literal[
 VerdictName = Literal["OK", "NG", "UNKNOWN"]
 
 
-class _Payload(BaseModel):
+class _Part(BaseModel):
+    """Base of every payload model and its parts: unknown keys refused, immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
+class _Payload(_Part):
     schema_version: Literal[1] = Field(1, description="Version of this payload schema.")
     time: datetime = Field(description="When the agent produced this payload (UTC, ISO-8601).")
     site: str = Field(description="Site (plant) name from the config.")
@@ -47,18 +51,14 @@ class _StationEvent(_Payload):
     replayed: bool = Field(False, description="True when the outbox delivers this record again after an outage or restart (set at send time); de-duplicate by event_id.")
 
 
-class ModelRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ModelRef(_Part):
     name: str = Field(description="Model name from its manifest.")
     version: str = Field(description="Model version from its manifest.")
     sha256: str = Field(description="SHA-256 of the model.onnx file that ran.")
     provider: str = Field(description="onnxruntime execution provider that actually ran, e.g. CPUExecutionProvider.")
 
 
-class Latency(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class Latency(_Part):
     frame_age_ms: float = Field(description="Capture -> inference start.")
     pre_ms: float = Field(description="Pre-processing.")
     infer_ms: float = Field(description="Model run.")
@@ -66,17 +66,13 @@ class Latency(BaseModel):
     total_ms: float = Field(description="Capture -> verdict (at least the sum of the stages).")
 
 
-class FindingOut(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class FindingOut(_Part):
     label: str = Field(description="Model class label.")
     score: float = Field(description="Model score of this finding.")
     box: tuple[float, float, float, float] | None = Field(None, description="[x1, y1, x2, y2] in frame pixels; null for whole-frame results.")
 
 
-class EvidenceRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class EvidenceRef(_Part):
     id: str = Field(description="Evidence id (UUIDv7).")
     sha256: str = Field(description="SHA-256 of the stored JPEG of the full frame.")
     bytes: int = Field(description="Size of that JPEG in bytes.")
@@ -203,19 +199,11 @@ class ModelEventPayload(_StationEvent):
     reason: str | None = Field(None, description="Why (a rollback's guard and figures).")
 
 
-class ModelStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(description="Model name.")
-    version: str = Field(description="Model version.")
-    sha256: str = Field(description="SHA-256 of model.onnx.")
-    provider: str = Field(description="Execution provider that actually runs.")
+class ModelStatus(ModelRef):
     fallback: bool = Field(description="True when the provider is not the first one configured.")
 
 
-class StationStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class StationStatus(_Part):
     line: str = Field(description="Production line name.")
     station: str = Field(description="Station name.")
     state: StationStateName = Field(description="ok, incident (a defect is open), inspection_impossible, fail_safe (the fail-safe acted), stopped (latched until reset), inspecting (healthy and inspecting), impaired (a health check fails) or paused.")
@@ -234,10 +222,8 @@ class StatusPayload(_Payload):
     model_lifecycle: list[dict[str, Any]] = Field(default_factory=list, description="Per station: production model and sha256, previous model (for a rollback), guard window, switches, rollbacks, last switch, and the shadow model's comparison (agreement, flips per class, skipped frames, latency, CPU per frame).")
 
 
-class MetricsPayload(BaseModel):
+class MetricsPayload(_Part):
     """Periodic metrics (telemetry, latest value only)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = Field(1, description="Version of this payload schema.")
     time: datetime = Field(description="When the agent produced this payload (UTC, ISO-8601).")

@@ -25,9 +25,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from agent.config.evidence import EvidenceConfig
 from agent.decision.payloads import EVIDENCE_SCHEMA_VERSION
 from agent.decision.views import Decision
-from agent.evidence.config import EvidenceConfig
 from agent.evidence.writer import EvidenceJob, EvidenceWriter
 from agent.types import Inspection, Record, RecordKind, Result, Verdict, new_event_id, utc_now
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from agent.evidence.config import MaskRect
+from agent.config.evidence import MaskRect
 
 Box = tuple[float, float, float, float]
 _COLOURS = [(0, 0, 255), (0, 200, 255), (255, 0, 255), (255, 128, 0), (0, 255, 0)]

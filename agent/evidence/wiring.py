@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.config.evidence import EvidenceConfig
 from agent.decision.payloads import AlarmPayload
 from agent.decision.views import Decision
 from agent.evidence.capture import EvidenceCapture
-from agent.evidence.config import EvidenceConfig
 from agent.evidence.http_route import PREFIX, EvidenceRoute
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from agent.config.evidence import EvidenceConfig
 from agent.evidence import layout
-from agent.evidence.config import EvidenceConfig
 from agent.evidence.images import Box, render
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore

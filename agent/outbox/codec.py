@@ -80,7 +80,7 @@ def _row(e: Encoded, expiry: float) -> tuple[Any, ...]:
 
 def decode(row: tuple[Any, ...], replayed: bool, decode_payload: bool = True) -> Leased:
     """The leased record; with `decode_payload=False` its payload stays in `payload_json` only
-    (for a sink that sends the stored JSON: `agent.sinks.base.wire_bytes`)."""
+    (for a sink that sends the stored JSON: `agent.protocols.base.wire_bytes`)."""
     seq, rid, kind, line, station, created, payload, attempts = row[:8]
     text = str(payload)
     record = Record(id=str(rid), kind=_kind(str(kind)),

@@ -27,8 +27,8 @@ from agent.logutil import RepeatLimiter
 from agent.outbox.codec import Leased
 from agent.outbox.group_commit import StoreUnavailable
 from agent.outbox.store import Outbox
-from agent.sinks.base import Sink, SinkRejected, SinkUnavailable
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.base import Sink, SinkRejected, SinkUnavailable
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from agent.outbox.codec import Encoded, Leased, decode, insert_row, insert_rows
 from agent.outbox.stats import COUNTERS, Changes
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.outbox_policy import OutboxPolicy
 
 READY, INFLIGHT, DEAD = "ready", "inflight", "dead"
 _HEAD = 64

@@ -41,7 +41,7 @@ from agent.outbox.opening import open_store
 from agent.outbox.stats import Changes, SinkOutboxStats, StatsBook, StoreStats
 from agent.outbox.upkeep import Upkeep
 from agent.outbox.watermark import Loss, Watermark
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record
 
 log = logging.getLogger(__name__)

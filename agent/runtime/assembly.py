@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.capture.camera import Camera, CameraEvent
-from agent.capture.factory import build_camera
-from agent.config.models import AgentConfig
+from agent.configfile import AgentConfig
 from agent.health.drift import DriftMonitor
 from agent.health.registry import StatsRegistry
 from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
 from agent.runtime import stats_sources
+from agent.runtime.build import build_camera
 from agent.runtime.station import InspectionHandler, StationRuntime
 
 log = logging.getLogger("agent.app")  # the camera lines keep the logger operators grep for

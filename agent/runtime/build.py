@@ -1,25 +1,38 @@
-"""Factories: config sections -> objects. Plugins are found by their `type` key."""
+"""Factories: config sections -> objects, through the plugin registries (`agent.plugins`)."""
 
 from __future__ import annotations
 
-import importlib
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from agent.control.plc_link import PlcLink
-from agent.sinks.base import Sink, SinkContext
+from agent.capture.base import FrameSource
+from agent.capture.camera import Camera
+from agent.capture.sources.camera_options import CameraOptions
+from agent.plugins import CAMERAS, PLCS, SINKS
+from agent.protocols.base import Sink, SinkContext
+from agent.protocols.link import PlcLink
+
+
+def build_source(name: str, cfg: CameraOptions, base_dir: Path) -> FrameSource:
+    """The frame source for one camera config; relative paths resolve against base_dir."""
+    return CAMERAS.build(name, cfg, base_dir)
+
+
+def build_camera(
+    name: str,
+    cfg: CameraOptions,
+    base_dir: Path,
+    clock: Callable[[], float] = time.monotonic,
+) -> Camera:
+    """A Camera (not started) for `cfg`; the config is also its CameraOptions."""
+    return Camera(name, build_source(name, cfg, base_dir), cfg, clock)
 
 
 def build_sink(name: str, cfg: Any, ctx: SinkContext) -> Sink:
-    module = importlib.import_module(f"agent.sinks.{cfg.type}")
-    sink: Sink = module.build(name, cfg, ctx)
-    return sink
-
-
-# PLC plugin module per `type` (an MQTT PLC target is not the MES-side MQTT sink)
-PLC_MODULES = {"modbus": "modbus", "opcua": "opcua", "mqtt": "mqtt_plc"}
+    return SINKS.build(name, cfg, ctx)
 
 
 def build_plc(name: str, cfg: Any, ctx: SinkContext) -> PlcLink:
-    module = importlib.import_module(f"agent.sinks.{PLC_MODULES[cfg.type]}")
-    link: PlcLink = module.build(name, cfg, ctx)
-    return link
+    return PLCS.build(name, cfg, ctx)

@@ -25,9 +25,9 @@ from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
+from agent.protocols.base import SinkState
 from agent.runtime.audit_writer import Audit
 from agent.runtime.plc_health import PlcHealth
-from agent.sinks.base import SinkState
 from agent.tasks import cancel_and_wait
 from agent.types import Record, utc_now
 
@@ -35,13 +35,13 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent.capture.camera import Camera
-    from agent.config.models import AgentConfig
-    from agent.control.plc_link import PlcLink
+    from agent.configfile import AgentConfig
     from agent.decision.engine import DecisionEngine
     from agent.inference.runner import ModelRunner
     from agent.outbox.store import Outbox
+    from agent.protocols.base import Sink
+    from agent.protocols.link import PlcLink
     from agent.runtime.station import StationRuntime
-    from agent.sinks.base import Sink
 
 
 @dataclass(frozen=True)

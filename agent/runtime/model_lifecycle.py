@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.alarms import alarm_text
-from agent.config.models import AgentConfig, ModelConfig
+from agent.config.models import ModelConfig
+from agent.configfile.root import AgentConfig
 from agent.health.metrics import GaugeSample
 from agent.health.registry import StatsRegistry
 from agent.inference.errors import ModelLoadError

@@ -1,6 +1,6 @@
 """What an accepted operator command does on the running daemon (on the event loop).
 
-The command arrived authenticated, replay-checked and audited (agent.sinks.mqtt_listener,
+The command arrived authenticated, replay-checked and audited (agent.protocols.mqtt.listener,
 or the console's operator path, agent.web.operator);
 here it acts: reset a latched stop, pause / resume inspection, promote the candidate
 model or roll back to the previous one (agent.runtime.model_lifecycle), publish the

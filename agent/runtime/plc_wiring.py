@@ -18,16 +18,16 @@ from agent.config.station import StationSignals
 from agent.control.counters import CommandCounters
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.heartbeat import Heartbeat, StatusBits
-from agent.control.plc_link import PlcLink
 from agent.control.reset_watch import ResetWatch
 from agent.control.trigger import TriggerHandshake
 from agent.health.registry import StatsRegistry
+from agent.protocols.base import SinkContext
+from agent.protocols.link import PlcLink
 from agent.runtime.build import build_plc
-from agent.sinks.base import SinkContext
 from agent.types import CommandOutcome, Verdict
 
 if TYPE_CHECKING:
-    from agent.config.models import AgentConfig
+    from agent.configfile import AgentConfig
     from agent.runtime.station import StationRuntime
 
 log = logging.getLogger(__name__)

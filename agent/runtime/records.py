@@ -24,7 +24,7 @@ from agent.outbox.store import Outbox
 from agent.types import Record
 
 if TYPE_CHECKING:
-    from agent.config.models import AgentConfig
+    from agent.configfile import AgentConfig
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 512

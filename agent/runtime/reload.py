@@ -18,7 +18,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from agent.config import ConfigError, LoadedConfig, load_config
+from agent.configfile import ConfigError, LoadedConfig, load_config
 from agent.inference.errors import ModelLoadError
 from agent.runtime.records import station_routes
 

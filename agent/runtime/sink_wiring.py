@@ -13,9 +13,9 @@ from typing import Any
 from agent.health.registry import StatsRegistry
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
+from agent.protocols.base import Sink, SinkContext
 from agent.runtime import stats_sources
 from agent.runtime.build import build_sink
-from agent.sinks.base import Sink, SinkContext
 from agent.tasks import stop_within
 
 

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.control.plc_link import PlcLink
     from agent.decision.engine import DecisionEngine
     from agent.outbox.store import Outbox
+    from agent.protocols.link import PlcLink
     from agent.runtime.pipeline import Tally
     from agent.runtime.station import StationRuntime
 

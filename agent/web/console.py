@@ -21,10 +21,10 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
+from agent.config.console import ConsoleConfig
 from agent.health.routes import Request, Response, Route, error_response, json_response
 from agent.web import state
 from agent.web.auth import SessionAuth
-from agent.web.config import ConsoleConfig
 from agent.web.defects import DefectIndex
 from agent.web.live import LiveEncoder, viewer_id
 from agent.web.operator import OperatorReset

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from agent.health.routes import Request
-from agent.sinks.mqtt_commands import OperatorAction, OperatorCommand, Outcome
+from agent.protocols.mqtt.commands import OperatorAction, OperatorCommand, Outcome
 from agent.types import new_event_id
 from agent.web.auth import SessionAuth
 

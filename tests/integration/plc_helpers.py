@@ -11,10 +11,10 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from agent.config.station import StationSignals
-from agent.sinks.base import SinkContext
-from agent.sinks.modbus import ModbusPlcConfig
-from agent.sinks.modbus import build as build_modbus
-from agent.sinks.modbus_link import ModbusLink
+from agent.protocols.base import SinkContext
+from agent.protocols.modbus.config import ModbusPlcConfig
+from agent.protocols.modbus.factory import build as build_modbus
+from agent.protocols.modbus.link import ModbusLink
 from agent.types import Command, CommandKind, new_event_id
 from plc.tags import load_tags
 
@@ -66,8 +66,8 @@ async def plain_modbus_server(port: int) -> ModbusTcpServer:
 
 
 def opcua_link(tmp: Path, endpoint: str, **over: object):  # type: ignore[no-untyped-def]
-    from agent.sinks.opcua import OpcUaPlcConfig
-    from agent.sinks.opcua import build as build_opcua
+    from agent.protocols.opcua.config import OpcUaPlcConfig
+    from agent.protocols.opcua.factory import build as build_opcua
 
     cfg = OpcUaPlcConfig.model_validate({
         "type": "opcua", "endpoint": endpoint, "timeout_ms": 1000,
@@ -79,7 +79,7 @@ async def server_certificate(tmp: Path, name: str = "server") -> tuple[Path, Pat
     """A self-signed OPC UA server certificate (DER) and key (PEM) made for the test."""
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    from agent.sinks.opcua_certs import write_self_signed
+    from agent.protocols.opcua.certs import write_self_signed
 
     cert, key = tmp / f"{name}-cert.der", tmp / f"{name}-key.pem"
     write_self_signed(cert, key, "urn:edge-agent:softplc:server", [ExtendedKeyUsageOID.SERVER_AUTH])

@@ -10,11 +10,11 @@ import pytest
 
 from agent.capture.base import SourceState
 from agent.capture.camera import Camera
-from agent.capture.factory import build_camera
 from agent.capture.slot import LatestFrame
 from agent.capture.sources.opencv_source import OpenCVSource
 from agent.capture.synthetic_scene import ConveyorScene
-from agent.config.models import AgentConfig
+from agent.configfile.root import AgentConfig
+from agent.runtime.build import build_camera
 from agent.types import Frame
 from tests.support.camera_events import Events
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from agent.capture.base import SourceState
-from agent.capture.factory import build_camera
 from agent.capture.sources.opencv_source import OpenCVCameraConfig, OpenCVSource
+from agent.runtime.build import build_camera
 from tests.support.camera_events import Events
 
 S = SourceState

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from agent.capture.base import SourceState
-from agent.capture.factory import build_camera
 from agent.capture.slot import LatestFrame
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
 from agent.capture.synthetic_scene import ConveyorScene
+from agent.runtime.build import build_camera
 from agent.types import Frame
 
 

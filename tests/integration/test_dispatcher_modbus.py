@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 
 from agent.control.dispatcher import CommandDispatcher
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
 from agent.types import CommandKind, CommandOutcome, OutcomeStatus
 from plc.softplc import SoftPlc
 from tests.integration.plc_helpers import (

@@ -20,17 +20,17 @@ import numpy as np
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
+from agent.config.evidence import EvidenceConfig
 from agent.event_ids import EventIds
 from agent.evidence.capture import with_ref
-from agent.evidence.config import EvidenceConfig
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore
 from agent.evidence.writer import EvidenceJob, EvidenceWriter
-from agent.sinks.base import SinkContext, SinkUnavailable
-from agent.sinks.file import FileSinkConfig
-from agent.sinks.file import build as build_file
-from agent.sinks.http import HttpSinkConfig
-from agent.sinks.http import build as build_http
+from agent.protocols.base import SinkContext, SinkUnavailable
+from agent.protocols.file.config import FileSinkConfig
+from agent.protocols.file.factory import build as build_file
+from agent.protocols.http.config import HttpSinkConfig
+from agent.protocols.http.factory import build as build_http
 from agent.types import Record
 from tests.support.mqtt_peer import AGENT, SITE, defect_record, stop_record
 from tests.support.ports import free_port

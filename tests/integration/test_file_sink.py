@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkContext, SinkRejected, SinkState, SinkUnavailable
-from agent.sinks.file import FileSinkConfig, build
-from agent.sinks.file_sink import FileSink
+from agent.protocols.base import SinkContext, SinkRejected, SinkState, SinkUnavailable
+from agent.protocols.file.config import FileSinkConfig
+from agent.protocols.file.factory import build
+from agent.protocols.file.sink import FileSink
 from tests.support.mqtt_peer import AGENT, SITE, defect_record, stop_record, validate
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from agent.capture.base import SourceError, SourceState
 from agent.capture.camera import Camera
-from agent.capture.factory import build_camera
 from agent.capture.genicam.config import GenICamCameraConfig
 from agent.capture.genicam.source import GenICamSource
+from agent.runtime.build import build_camera
 from tests.support.fake_gige import FakeGigECamera
 
 SERIAL = "EA0001"

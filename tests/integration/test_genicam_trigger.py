@@ -14,11 +14,11 @@ import pytest
 from agent.capture.base import SourceState
 from agent.capture.camera import Camera
 from agent.capture.camera_trigger import camera_arm
-from agent.capture.factory import build_camera
 from agent.capture.genicam.config import GenICamCameraConfig
 from agent.capture.genicam.source import GenICamSource
 from agent.config.station import TriggerTimeouts
 from agent.control.trigger import TriggerHandshake
+from agent.runtime.build import build_camera
 from agent.types import Result, Verdict
 from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkContext, SinkState
-from agent.sinks.ha_sink import HaMqttSink
-from agent.sinks.mqtt import MqttSinkConfig, build
+from agent.protocols.base import SinkContext, SinkState
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import build
+from agent.protocols.mqtt.ha_sink import HaMqttSink
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_collector import Collector, Message
 

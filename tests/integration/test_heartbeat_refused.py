@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.control.heartbeat import Heartbeat, StatusBits
-from agent.sinks.plc_common import HeartbeatConfig
+from agent.protocols.plc_common import HeartbeatConfig
 from tests.conftest import REPO
 from tests.integration.plc_helpers import modbus_link, wait_for
 from tests.support.ports import free_port

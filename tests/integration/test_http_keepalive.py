@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkContext
-from agent.sinks.http import HttpSinkConfig, build
+from agent.protocols.base import SinkContext
+from agent.protocols.http.config import HttpSinkConfig
+from agent.protocols.http.factory import build
 from tests.support.mqtt_peer import AGENT, SITE, defect_record
 from tests.support.ports import free_port
 

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkContext, SinkRejected, SinkState, SinkUnavailable
-from agent.sinks.http import HttpSinkConfig, build
-from agent.sinks.http_sink import HttpSink
+from agent.protocols.base import SinkContext, SinkRejected, SinkState, SinkUnavailable
+from agent.protocols.http.config import HttpSinkConfig
+from agent.protocols.http.factory import build
+from agent.protocols.http.sink import HttpSink
 from tests.support.mqtt_peer import AGENT, SITE, defect_record, stop_record, validate
 from tests.support.ports import free_port
 from tests.support.tls import Pki, make_pki

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.capture.factory import build_camera
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
 from agent.capture.synthetic_scene import LABELS, ConveyorScene
 from agent.config.models import ModelConfig
 from agent.inference.runner import ModelRunner
 from agent.inference.session import load_model
 from agent.inference.worker import InferenceWorker
+from agent.runtime.build import build_camera
 from agent.types import Frame, Inspection
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.capture.factory import build_camera
 from agent.capture.slot import LatestFrame
 from agent.capture.sources.opencv_source import OpenCVCameraConfig
 from agent.config.models import ModelConfig
 from agent.inference.runner import ModelRunner
 from agent.inference.session import load_model
 from agent.inference.worker import InferenceWorker
+from agent.runtime.build import build_camera
 from agent.types import Inspection
 from tests.integration.onnx_graphs import channel_mean_model, write_model_dir
 from tests.integration.test_inference_models import colour_frame, make_frame, manifest

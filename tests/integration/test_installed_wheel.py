@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config import load_config
+from agent.configfile import load_config
 from tests.conftest import REPO
 from tests.e2e.harness import dropped_records
 from tests.support.mosquitto import Mosquitto

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.control.plc_link import PlcRejected, PlcUnavailable
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
+from agent.protocols.link import PlcRejected, PlcUnavailable
 from plc.softplc import SoftPlc
 from tests.integration.plc_helpers import TAGS, modbus_link, plain_modbus_server, wait_for
 
@@ -102,7 +102,8 @@ async def test_plc_down_at_start_then_restart_mid_run(tmp_path: Path, port: int)
 async def test_rtu_factory_builds_a_serial_client(tmp_path: Path) -> None:
     from pymodbus.client import AsyncModbusSerialClient
 
-    from agent.sinks.modbus import ModbusPlcConfig, build
+    from agent.protocols.modbus.config import ModbusPlcConfig
+    from agent.protocols.modbus.factory import build
     from tests.integration.plc_helpers import ctx
 
     cfg = ModbusPlcConfig.model_validate({

@@ -14,7 +14,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from agent.commands.alerts import format_row, header
-from agent.sinks.base import wire_payload
+from agent.protocols.base import wire_payload
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_peer import REPO, SITE, broker_conf, defect_record
 from tests.support.ports import free_port

@@ -9,7 +9,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agent.sinks.mqtt_client import RecordingClient
+from agent.protocols.mqtt.client import RecordingClient
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_peer import subscriber
 

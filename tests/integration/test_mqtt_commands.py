@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkState
-from agent.sinks.command_auth import keyring
-from agent.sinks.mqtt_commands import OperatorAction, OperatorCommand
-from agent.sinks.mqtt_sink import MqttSink
+from agent.protocols.base import SinkState
+from agent.protocols.mqtt.command_auth import keyring
+from agent.protocols.mqtt.commands import OperatorAction, OperatorCommand
+from agent.protocols.mqtt.sink import MqttSink
 from agent.types import new_event_id
 from tests.integration.test_mqtt_sink import make_sink, wait_state
 from tests.support.mosquitto import Mosquitto

@@ -16,8 +16,9 @@ CHILD = textwrap.dedent("""
     import asyncio, sys
     import agent.config
     from pathlib import Path
-    from agent.sinks.base import SinkContext, SinkState
-    from agent.sinks.mqtt import MqttSinkConfig, build
+    from agent.protocols.base import SinkContext, SinkState
+    from agent.protocols.mqtt.config import MqttSinkConfig
+    from agent.protocols.mqtt.factory import build
 
     async def main() -> None:
         cfg = MqttSinkConfig(type="mqtt", host="127.0.0.1", port=int(sys.argv[1]),

@@ -16,8 +16,9 @@ import pytest
 from agent.config.station import StationSignals
 from agent.control.dispatcher import CommandDispatcher
 from agent.control.reset_watch import ResetWatch
-from agent.sinks.base import SinkContext
-from agent.sinks.mqtt_plc import MqttPlcConfig, build
+from agent.protocols.base import SinkContext
+from agent.protocols.mqtt.factory import build_plc as build
+from agent.protocols.mqtt.plc_config import MqttPlcConfig
 from agent.types import CommandKind, CommandOutcome, OutcomeStatus
 from tests.integration.plc_helpers import command, wait_for
 from tests.support.mosquitto import Mosquitto
@@ -160,7 +161,7 @@ async def test_reset_read_from_the_plc_topic(tmp_path: Path, mosquitto: Mosquitt
 
 @pytest.mark.parametrize("topic", ["plant/+/stop", "plant/#", "$SYS/x", ""])
 def test_wildcard_or_system_topics_are_refused_by_config(tmp_path: Path, topic: str) -> None:
-    from agent.config import ConfigError, parse_config
+    from agent.configfile import ConfigError, parse_config
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.onnx").write_bytes(b"x")

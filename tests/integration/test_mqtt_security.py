@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkState, SinkUnavailable
+from agent.protocols.base import SinkState, SinkUnavailable
 from tests.integration.test_mqtt_sink import make_sink, wait_state
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_peer import broker_conf, defect_record
@@ -65,7 +65,7 @@ async def deliver_one(broker: Mosquitto, tmp_path: Path, **cfg: Any) -> None:
 async def refused(broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture,
                   **cfg: Any) -> str:
     """Start a sink the broker refuses; check FAILED, send unavailable, one error logged."""
-    caplog.set_level(logging.DEBUG, logger="agent.sinks.mqtt_sink")
+    caplog.set_level(logging.DEBUG, logger="agent.protocols.mqtt.sink")
     sink = make_sink(broker, tmp_path, reconnect_max_s=1, **cfg)
     await sink.start()
     try:

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.base import SinkContext, SinkRejected, SinkState, SinkUnavailable
-from agent.sinks.mqtt import MqttSinkConfig, build
-from agent.sinks.mqtt_sink import MqttSink
+from agent.protocols.base import SinkContext, SinkRejected, SinkState, SinkUnavailable
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import build
+from agent.protocols.mqtt.sink import MqttSink
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_peer import (
     AGENT,

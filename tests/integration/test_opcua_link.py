@@ -9,8 +9,8 @@ import pytest
 from asyncua import Server, ua
 
 from agent.control.dispatcher import CommandDispatcher
-from agent.control.plc_link import PlcRejected, PlcUnavailable
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
+from agent.protocols.link import PlcRejected, PlcUnavailable
 from agent.types import CommandKind, CommandOutcome, OutcomeStatus
 from plc.softplc import SoftPlc
 from tests.integration.plc_helpers import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from asyncua import ua
 
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
 from plc.opcua_server import ServerSecurity
 from plc.softplc import SoftPlc
 from tests.integration.plc_helpers import STATION, TAGS, opcua_link, server_certificate, wait_for

@@ -13,7 +13,7 @@ import pytest
 from agent.cli import main as cli
 from agent.config.models import OutboxSettings
 from agent.outbox import Outbox
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 from tests.conftest import REPO
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, Outbox
-from agent.sinks.base import SinkState
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.base import SinkState
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record
 from tests.conftest import REPO
 
@@ -28,8 +28,8 @@ import asyncio, os, sys
 from pathlib import Path
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, Outbox
-from agent.sinks.base import SinkState
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.base import SinkState
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 
 def say(line):

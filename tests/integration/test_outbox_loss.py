@@ -22,8 +22,8 @@ from agent.config.models import OutboxSettings
 from agent.decision.payloads import payload_schemas
 from agent.outbox import Outbox
 from agent.outbox.watermark import Loss, Watermark, mark_path
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.runtime.outbox_alarms import OutboxAlarms
-from agent.sinks.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind
 from tests.conftest import REPO
 

@@ -17,9 +17,10 @@ import paho.mqtt.client as mqtt
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, Outbox
-from agent.sinks.base import SinkContext
-from agent.sinks.mqtt import MqttSinkConfig, build
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.base import SinkContext
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import build
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 from tests.support.mosquitto import Mosquitto
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from agent.commands.probe import run_probe
-from agent.config import load_config
+from agent.configfile import load_config
 from plc.softplc import SoftPlc
 from tests.conftest import REPO
 from tests.integration.plc_helpers import STATION, TAGS

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from agent.commands.probe import probe_sinks
-from agent.config import LoadedConfig, load_config
-from agent.sinks.base import SinkContext, SinkRejected, SinkState
-from agent.sinks.mqtt import build
+from agent.configfile import LoadedConfig, load_config
+from agent.protocols.base import SinkContext, SinkRejected, SinkState
+from agent.protocols.mqtt.factory import build
 from tests.conftest import REPO
 from tests.integration.test_mqtt_sink import wait_state
 from tests.support.mosquitto import Mosquitto

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from agent.app import Agent, RunLimits
-from agent.config import load_config
+from agent.configfile import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from agent.capture.base import SourceError, SourceState
-from agent.capture.factory import build_camera
 from agent.capture.sources.opencv_source import OpenCVCameraConfig, build_opencv_source
+from agent.runtime.build import build_camera
 from tests.conftest import REPO
 from tests.support.ports import free_port
 from tests.support.rtsp_server import RtspServer

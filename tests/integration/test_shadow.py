@@ -14,8 +14,8 @@ from agent.config.lifecycle import ShadowConfig
 from agent.config.models import ModelConfig
 from agent.config.station import DefectRule
 from agent.inference.session import load_model
+from agent.protocols.mqtt.commands import OperatorAction, evaluate
 from agent.runtime.shadow import ShadowRunner
-from agent.sinks.mqtt_commands import OperatorAction, evaluate
 from agent.types import Frame
 from tests.support.lifecycle_models import BUNDLED, always_model
 from tests.unit.test_operator_commands import NOW, POLICY, TOPIC, cmd

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.reset_watch import ResetWatch
-from agent.sinks.plc_common import HeartbeatConfig
+from agent.protocols.plc_common import HeartbeatConfig
 from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc
 from tests.integration.plc_helpers import TAGS, modbus_link, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from agent.sinks.modbus_address import parse_modbus_address
+from agent.protocols.modbus.address import parse_modbus_address
 from plc.tags import load_tags
 from tests.conftest import REPO
 

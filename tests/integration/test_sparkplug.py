@@ -17,10 +17,11 @@ import pytest
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, Outbox
-from agent.sinks.base import SinkContext, SinkState, SinkUnavailable
-from agent.sinks.outbox_policy import OutboxPolicy
-from agent.sinks.sparkplug import SparkplugSinkConfig, build
-from agent.sinks.sparkplug_sink import SparkplugSink
+from agent.protocols.base import SinkContext, SinkState, SinkUnavailable
+from agent.protocols.outbox_policy import OutboxPolicy
+from agent.protocols.sparkplug.config import SparkplugSinkConfig
+from agent.protocols.sparkplug.factory import build
+from agent.protocols.sparkplug.sink import SparkplugSink
 from agent.types import Record
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_peer import defect_record
@@ -153,8 +154,9 @@ CHILD = textwrap.dedent("""
     import asyncio, sys
     import agent.config
     from pathlib import Path
-    from agent.sinks.base import SinkContext, SinkState
-    from agent.sinks.sparkplug import SparkplugSinkConfig, build
+    from agent.protocols.base import SinkContext, SinkState
+    from agent.protocols.sparkplug.config import SparkplugSinkConfig
+    from agent.protocols.sparkplug.factory import build
 
     async def main() -> None:
         cfg = SparkplugSinkConfig(type="sparkplug", host="127.0.0.1", port=int(sys.argv[1]),

@@ -18,7 +18,7 @@ import yaml
 from pymodbus.server import ModbusTcpServer
 
 from agent.app import Agent, RunLimits
-from agent.config import parse_config
+from agent.configfile import parse_config
 from agent.decision.views import Decision
 from agent.types import Command, CommandKind, Inspection, Record, new_event_id
 from tests.integration.plc_helpers import plain_modbus_server

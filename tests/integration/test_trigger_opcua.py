@@ -7,7 +7,7 @@ from pathlib import Path
 from agent.config.station import TriggerTimeouts
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.control.trigger import TriggerHandshake
-from agent.sinks.plc_common import HeartbeatConfig
+from agent.protocols.plc_common import HeartbeatConfig
 from agent.types import Result, Verdict
 from plc.conveyor import ConveyorSettings
 from plc.softplc import SoftPlc

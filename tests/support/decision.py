@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from agent.config import parse_config
-from agent.config.models import AgentConfig
+from agent.configfile import parse_config
+from agent.configfile.root import AgentConfig
 from agent.decision.engine import DecisionEngine
 from agent.types import Finding, Inspection, ModelInfo, StageTimings
 

@@ -38,7 +38,7 @@ def schema_for(kind: str) -> dict[str, Any]:
 
 def validate(kind: str, payload: dict[str, Any]) -> None:
     """Validate a received payload against its JSON Schema. The sinks add `replayed` to
-    every record (agent.sinks.base.wire_payload); where the schema does not declare it
+    every record (agent.protocols.base.wire_payload); where the schema does not declare it
     yet, it is checked here and left out of the schema check."""
     schema = schema_for(kind)
     body = dict(payload)

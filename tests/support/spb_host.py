@@ -1,6 +1,6 @@
 """A Sparkplug B host application for tests, with a decoder of its own.
 
-The decoder is compiled here, from agent/sinks/sparkplug_b.proto, with grpcio-tools'
+The decoder is compiled here, from agent/protocols/sparkplug/sparkplug_b.proto, with grpcio-tools'
 protoc into a temporary folder and under another protobuf package name, so it shares no
 generated code (and no descriptor pool entry) with the agent's checked-in module: what it
 decodes is what went over the wire.
@@ -24,7 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 REPO = Path(__file__).resolve().parents[2]
-PROTO = REPO / "agent" / "sinks" / "sparkplug_b.proto"
+PROTO = REPO / "agent" / "protocols" / "sparkplug" / "sparkplug_b.proto"
 
 
 @cache

@@ -12,7 +12,7 @@ import pytest
 from agent.capture.freeze import FreezeDetector
 from agent.capture.sources.synthetic_source import SyntheticCameraConfig
 from agent.capture.synthetic_scene import ConveyorScene
-from agent.config import ConfigError, parse_config
+from agent.configfile import ConfigError, parse_config
 from tests.unit.test_config import BASE
 
 

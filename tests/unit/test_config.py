@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.commands.schema import config_schema_text
-from agent.config import ConfigError, load_config, parse_config
-from agent.config.models import AgentConfig
+from agent.configfile import ConfigError, load_config, parse_config
+from agent.configfile.root import AgentConfig
 from tests.conftest import REPO
 
 BASE = """\
@@ -182,7 +182,7 @@ def test_schema_file_in_sync() -> None:
 
 
 def test_config_reference_in_sync() -> None:
-    from agent.config.reference import config_reference
+    from agent.configfile.reference import config_reference
 
     on_disk = (REPO / "docs" / "config-reference.md").read_text()
     assert on_disk == config_reference(), (

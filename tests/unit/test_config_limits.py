@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config, parse_config
 from agent.config.files import MAX_CONFIG_BYTES
 from agent.config.yaml_limits import MAX_DEPTH
+from agent.configfile import ConfigError, load_config, parse_config
 from tests.unit.test_config import BASE, errors
 
 

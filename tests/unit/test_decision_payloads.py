@@ -14,7 +14,7 @@ import pytest
 
 from agent.commands import schema as schema_cmd
 from agent.decision.payloads import PAYLOAD_MODELS, StatusPayload, payload_schemas, schema_text
-from agent.sinks.base import wire_payload
+from agent.protocols.base import wire_payload
 from agent.types import CommandOutcome, OutcomeStatus, Record
 from tests.conftest import REPO
 from tests.support.decision import LINE, ST, config, engine, insp, rule

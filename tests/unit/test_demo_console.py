@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent.commands.demo import with_console_token
-from agent.config import load_config
+from agent.configfile import load_config
 from agent.data import demo_config
 
 

@@ -9,8 +9,8 @@ import time
 
 from agent.config.station import StationSignals
 from agent.control.dispatcher import CommandDispatcher
-from agent.control.plc_link import PlcStats
-from agent.sinks.base import SinkState
+from agent.protocols.base import SinkState
+from agent.protocols.link import PlcStats
 from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus, new_event_id
 
 KEY = ("l1", "s1")

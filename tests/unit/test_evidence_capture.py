@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agent.config.evidence import EvidenceConfig
 from agent.decision.engine import DecisionEngine
 from agent.evidence.capture import EvidenceCapture
-from agent.evidence.config import EvidenceConfig
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore
 from agent.evidence.writer import EvidenceWriter

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from agent.config.evidence import EvidenceConfig
 from agent.event_ids import EventIds
 from agent.evidence import export as ex
-from agent.evidence.config import EvidenceConfig
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore
 from agent.evidence.writer import EvidenceJob, EvidenceWriter

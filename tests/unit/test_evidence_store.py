@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from agent.config.evidence import MaskRect
 from agent.event_ids import EventIds
 from agent.evidence import layout
-from agent.evidence.config import MaskRect
 from agent.evidence.images import render
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore

@@ -8,7 +8,7 @@ import sys
 
 
 def test_the_daemon_does_not_import_asyncua_until_opc_ua_is_used() -> None:
-    code = ("import sys, agent.app, agent.commands.run, agent.control.probe_plc; "
+    code = ("import sys, agent.app, agent.commands.run, agent.protocols.probe; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'asyncua'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)

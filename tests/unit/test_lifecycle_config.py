@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import parse_config
+from agent.configfile import parse_config
 from tests.unit.test_config import BASE, base_dir, errors  # noqa: F401 - fixture
 
 SHADOW = BASE.replace("        model: m1\n", "        model: m1\n        shadow: m2\n")

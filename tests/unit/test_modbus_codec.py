@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.sinks.modbus_address import parse_modbus_address
-from agent.sinks.modbus_codec import CodecError, check_value, decode, encode, register_runs
+from agent.protocols.modbus.address import parse_modbus_address
+from agent.protocols.modbus.codec import CodecError, check_value, decode, encode, register_runs
 
 
 def test_word_order_of_32_bit_values() -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import jsonschema
 
 from agent.decision.payloads import payload_schemas
+from agent.protocols.sparkplug.node import EdgeNodeSession
+from agent.protocols.sparkplug.sparkplug_b_pb2 import Payload
 from agent.runtime.model_records import rollback_alarm, switch_record
-from agent.sinks.sparkplug_b_pb2 import Payload
-from agent.sinks.sparkplug_node import EdgeNodeSession
 from agent.types import ModelInfo, RecordKind
 
 OLD = ModelInfo("defect-cnn", "1.0.0", "a" * 64, "CPUExecutionProvider")

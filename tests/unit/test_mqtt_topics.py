@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from agent.commands.alerts import format_row, header
-from agent.sinks.mqtt_commands import command_schema
-from agent.sinks.mqtt_topics import TopicMap, alert_filter, template_fields
+from agent.protocols.mqtt.commands import command_schema
+from agent.protocols.mqtt.topics import TopicMap, alert_filter, template_fields
 from agent.types import Record, RecordKind
 from tests.support.mqtt_peer import schema_for
 
@@ -123,7 +123,7 @@ def test_packed_publish_properties_equal_paho_packing(expiry: int | None,
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from agent.sinks.mqtt_client import publish_properties
+    from agent.protocols.mqtt.client import publish_properties
 
     ref = Properties(PacketTypes.PUBLISH)
     ref.PayloadFormatIndicator = 1

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from paho.mqtt.client import topic_matches_sub
 
-from agent.config import load_config
+from agent.configfile import load_config
 from agent.decision.payloads import DefectPayload
-from agent.sinks.base import SinkContext
-from agent.sinks.mqtt import build
+from agent.protocols.base import SinkContext
+from agent.protocols.mqtt.factory import build
 from agent.types import Record, RecordKind
 from tests.conftest import REPO
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, parse_config
-from agent.sinks.command_auth import canonical, keyring
-from agent.sinks.command_replay import SeenIds
-from agent.sinks.mqtt import MqttSinkConfig, command_keyring
-from agent.sinks.mqtt_commands import CommandPolicy, OperatorAction, evaluate
-from agent.sinks.mqtt_listener import RejectionLog
+from agent.configfile import ConfigError, parse_config
+from agent.protocols.mqtt.command_auth import canonical, keyring
+from agent.protocols.mqtt.command_replay import SeenIds
+from agent.protocols.mqtt.commands import CommandPolicy, OperatorAction, evaluate
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import command_keyring
+from agent.protocols.mqtt.listener import RejectionLog
 from tests.unit.test_config import BASE
 
 NOW = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)

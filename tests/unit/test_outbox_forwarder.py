@@ -11,8 +11,8 @@ from pathlib import Path
 from agent.backoff import Backoff
 from agent.config.models import OutboxSettings
 from agent.outbox import Forwarder, ForwarderState, Outbox
-from agent.sinks.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 
 

@@ -14,7 +14,7 @@ import pytest
 from agent.config.models import OutboxSettings
 from agent.outbox import Outbox
 from agent.outbox.watermark import Loss
-from agent.sinks.outbox_policy import OutboxPolicy
+from agent.protocols.outbox_policy import OutboxPolicy
 from agent.types import Record, RecordKind, new_event_id
 
 

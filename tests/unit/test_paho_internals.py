@@ -6,7 +6,7 @@ from __future__ import annotations
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent.sinks.mqtt_client import PAHO_INTERNALS, PahoMismatch, RecordingClient
+from agent.protocols.mqtt.client import PAHO_INTERNALS, PahoMismatch, RecordingClient
 
 
 def test_the_pinned_paho_has_every_internal() -> None:

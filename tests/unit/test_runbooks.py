@@ -82,7 +82,7 @@ def test_enumerated_reasons_are_each_named_in_their_entry() -> None:
     assert causes and all(c in section("records_lost") for c in causes)
     assert all(g in section("model_rolled_back") for g in GUARDS)
     pairs = re.findall(r'code="([a-z]+)"|return "([a-z]+)", ',
-                       (REPO / "agent/sinks/mqtt_commands.py").read_text())
+                       (REPO / "agent/protocols/mqtt/commands.py").read_text())
     flat = {c for pair in pairs for c in pair if c and c != "accepted"} | {"replay"}
     assert {"malformed", "unauthenticated", "invalid", "client", "stale", "future"} <= flat
     assert all(c in section("command_rejected") for c in flat), flat

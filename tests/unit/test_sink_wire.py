@@ -8,7 +8,7 @@ import math
 import pytest
 
 from agent.outbox.codec import Encoded, decode, encode
-from agent.sinks.base import encode_json, wire_bytes, wire_payload
+from agent.protocols.base import encode_json, wire_bytes, wire_payload
 from agent.types import Record, RecordKind, new_event_id
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 import agent.config  # noqa: F401  (import before any plugin module: circular import)
-from agent.sinks.sparkplug import SparkplugSinkConfig
-from agent.sinks.sparkplug_b_pb2 import Payload
-from agent.sinks.sparkplug_node import EdgeNodeSession
-from agent.sinks.sparkplug_payload import bdseq_payload
+from agent.protocols.sparkplug.config import SparkplugSinkConfig
+from agent.protocols.sparkplug.node import EdgeNodeSession
+from agent.protocols.sparkplug.payload import bdseq_payload
+from agent.protocols.sparkplug.sparkplug_b_pb2 import Payload
 from tests.support.mqtt_peer import defect_record
 
 

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from agent.capture.genicam.aravis import aravis_missing
 from agent.capture.sources.camera_options import CameraOptions
+from agent.config.plugin import Plugin
 
 PixelFormat = Literal[
     "Mono8", "Mono10", "Mono12", "Mono16", "BayerRG8", "BayerGR8", "BayerGB8", "BayerBG8",
@@ -58,3 +59,6 @@ class GenICamCameraConfig(CameraOptions):
         if self.serial:
             return f"serial {self.serial}"
         return f"address {self.address}"
+
+
+PLUGIN = Plugin("genicam", GenICamCameraConfig, "agent.capture.genicam.source:build_genicam_source")

@@ -238,5 +238,5 @@ def _gerror(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc)
 
 
-def build_genicam_source(name: str, cfg: GenICamCameraConfig) -> GenICamSource:
+def build_genicam_source(name: str, cfg: GenICamCameraConfig, _base_dir: object = None) -> GenICamSource:
     return GenICamSource(name, cfg)

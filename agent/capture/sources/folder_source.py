@@ -10,6 +10,7 @@ from pydantic import Field
 
 from agent.capture.base import Grab, SourceError
 from agent.capture.sources.camera_options import CameraOptions
+from agent.config.plugin import Plugin
 
 
 class FolderCameraConfig(CameraOptions):
@@ -17,6 +18,9 @@ class FolderCameraConfig(CameraOptions):
     path: str = Field(description="Folder path (relative paths are relative to the config file).")
     pattern: str = Field("*", description="Glob of files to read, e.g. '*.png'.")
     loop: bool = Field(False, description="Start again at the first image after the last.")
+
+
+PLUGIN = Plugin("folder", FolderCameraConfig, "agent.capture.sources.folder_source:build_folder_source")
 
 
 class FolderSource:

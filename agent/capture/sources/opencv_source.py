@@ -19,6 +19,7 @@ from agent.capture.base import Grab, SourceError
 from agent.capture.redact import redact_url, scrub
 from agent.capture.rtsp_check import rtsp_failure
 from agent.capture.sources.camera_options import CameraOptions
+from agent.config.plugin import Plugin
 
 TargetKind = Literal["device", "stream", "file", "gstreamer"]
 _ENV_LOCK = threading.Lock()  # OPENCV_FFMPEG_CAPTURE_OPTIONS is process-wide
@@ -40,6 +41,9 @@ class OpenCVCameraConfig(CameraOptions):
                 "opencv-python-headless has none (install an OpenCV build with GStreamer)"
             )
         return self
+
+
+PLUGIN = Plugin("opencv", OpenCVCameraConfig, "agent.capture.sources.opencv_source:build_opencv_source")
 
 
 @cache

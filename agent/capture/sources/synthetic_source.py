@@ -10,6 +10,7 @@ from pydantic import Field
 
 from agent.capture.base import Grab, SourceError
 from agent.capture.sources.camera_options import CameraOptions
+from agent.config.plugin import Plugin
 
 
 class SyntheticCameraConfig(CameraOptions):
@@ -21,6 +22,9 @@ class SyntheticCameraConfig(CameraOptions):
     defect_rate: float = Field(0.3, ge=0, le=1, description="Share of parts with a defect (ignored with a schedule).")
     schedule: list[str | None] | None = Field(None, description="Cycled list of defects per part (null = good part), e.g. [null, null, scratch].")
     max_frames: int | None = Field(None, ge=1, description="End after this many frames; None = endless.")
+
+
+PLUGIN = Plugin("synthetic", SyntheticCameraConfig, "agent.capture.sources.synthetic_source:build_synthetic_source")
 
 
 class SyntheticSource:

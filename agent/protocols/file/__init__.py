@@ -1,0 +1,1 @@
+"""File-drop MES sink: one JSON file per record, evidence copies, the folder probe."""

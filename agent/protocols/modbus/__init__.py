@@ -1,0 +1,1 @@
+"""Modbus TCP/RTU PLC link: addresses, register codecs, the supervised link."""

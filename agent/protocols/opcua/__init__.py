@@ -1,0 +1,1 @@
+"""OPC UA PLC link (asyncua): certificates, data types, the supervised link."""
