@@ -9,13 +9,35 @@ birth again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.protocols.base import Sink
+    from agent.runtime.model_lifecycle import ModelLifecycle
+    from agent.runtime.pipeline import StationPipeline
+    from agent.runtime.station import StationRuntime
 
 
-def handle_operator_command(agent: Agent, cmd: Any, via: str = "mqtt") -> None:
+class Daemon(Protocol):
+    """What an operator command acts on (the app)."""
+
+    @property
+    def stations(self) -> Mapping[str, StationRuntime]: ...
+
+    @property
+    def pipeline(self) -> StationPipeline: ...
+
+    @property
+    def lifecycle(self) -> ModelLifecycle: ...
+
+    @property
+    def sinks(self) -> Mapping[str, Sink]: ...
+
+    def birth(self) -> dict[str, Any]: ...
+
+
+def handle_operator_command(agent: Daemon, cmd: Any, via: str = "mqtt") -> None:
     """`via`: the path it came by (mqtt, console), for the audit's `source`."""
     action = getattr(cmd, "action", None)
     line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)

@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from agent.audit import command_fields, outcome_fields
 from agent.types import Command, CommandOutcome, Record
@@ -23,13 +23,18 @@ if TYPE_CHECKING:
     from agent.decision.engine import DecisionEngine
     from agent.health.metrics import Metrics
     from agent.runtime.audit_writer import AuditWriter
-    from agent.web.tap import FrameTap
 
 log = logging.getLogger("agent.app")  # the outcome lines keep the logger operators grep for
 
 
+class OutcomeTap(Protocol):
+    """The console's frame tap (agent.web.tap), as far as outcomes go."""
+
+    def on_outcome(self, outcome: CommandOutcome) -> None: ...
+
+
 class OutcomeHandler:
-    def __init__(self, audit: AuditWriter, metrics: Metrics, tap: FrameTap,
+    def __init__(self, audit: AuditWriter, metrics: Metrics, tap: OutcomeTap,
                  engine: DecisionEngine, route: Callable[[Record], None]) -> None:
         self.audit = audit
         self.metrics = metrics

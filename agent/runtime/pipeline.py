@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from agent.runtime.audit_writer import Audit
 from agent.runtime.sends import InOrder, Sent, when_sent
@@ -33,9 +33,16 @@ if TYPE_CHECKING:
     from agent.health.metrics import Metrics
     from agent.runtime.outcomes import OutcomeHandler
     from agent.runtime.station import StationRuntime
-    from agent.web.tap import FrameTap
 
 log = logging.getLogger("agent.app")  # the station lines keep the logger operators grep for
+
+
+class Tap(Protocol):
+    """The console's frame tap (agent.web.tap): the newest inspection and verdict."""
+
+    def on_inspection(self, key: str, insp: Inspection) -> None: ...
+
+    def on_verdict(self, v: Verdict) -> None: ...
 
 
 @dataclass
@@ -52,7 +59,7 @@ class Tally:
 class StationPipeline:
     def __init__(self, engine: DecisionEngine, dispatchers: Mapping[str, CommandDispatcher],
                  outcomes: OutcomeHandler, submit: Callable[[Record], None],
-                 evidence: EvidenceWiring | None, metrics: Metrics, tap: FrameTap,
+                 evidence: EvidenceWiring | None, metrics: Metrics, tap: Tap,
                  drift: Mapping[str, DriftMonitor], audit: Audit,
                  after_inspection: Callable[[StationRuntime, Inspection], None],
                  stations: Mapping[str, StationRuntime], max_frames: int | None,

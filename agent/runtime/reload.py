@@ -16,14 +16,47 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
-from agent.configfile import ConfigError, LoadedConfig, load_config
+from agent.configfile import AgentConfig, ConfigError, LoadedConfig, load_config
 from agent.inference.errors import ModelLoadError
-from agent.runtime.records import station_routes
+from agent.runtime.records import RecordRouter, station_routes
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.decision.engine import DecisionEngine
+    from agent.runtime.audit_writer import Audit
+    from agent.runtime.health_wiring import HealthWiring
+    from agent.runtime.model_lifecycle import ModelLifecycle
+    from agent.runtime.station import StationRuntime
+
+
+class Daemon(Protocol):
+    """What a reload reads and replaces (the app): its config and reload error are set."""
+
+    cfg: AgentConfig
+    reload_error: str | None
+
+    @property
+    def loaded(self) -> LoadedConfig: ...
+
+    @property
+    def stations(self) -> Mapping[str, StationRuntime]: ...
+
+    @property
+    def lifecycle(self) -> ModelLifecycle: ...
+
+    @property
+    def engine(self) -> DecisionEngine: ...
+
+    @property
+    def router(self) -> RecordRouter: ...
+
+    @property
+    def audit(self) -> Audit: ...
+
+    @property
+    def health(self) -> HealthWiring: ...
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +66,7 @@ RESTART_ONLY = ("cameras", "plcs", "sinks", "state_dir", "evidence")
 class Reloader:
     """Runs reloads one at a time; `request()` is the SIGHUP handler."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Daemon) -> None:
         self.agent = agent
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -63,7 +96,7 @@ class Reloader:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def reload_config(agent: Agent) -> bool:
+async def reload_config(agent: Daemon) -> bool:
     """Validate the file again; apply rules, thresholds and mappings; refuse on any error."""
     path = agent.loaded.path
     try:
@@ -94,7 +127,7 @@ async def reload_config(agent: Agent) -> bool:
     return True
 
 
-def _refuse(agent: Agent, why: str) -> bool:
+def _refuse(agent: Daemon, why: str) -> bool:
     agent.reload_error = why
     log.error("config reload refused, running config kept: %s", why)
     agent.audit.write("config_reload", ok=False, error=why)

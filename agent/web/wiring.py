@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.health.server import HealthServer
 from agent.web.console import Console
 
 if TYPE_CHECKING:
     from agent.runtime.health_wiring import HealthWiring
+    from agent.web.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
 
 class ConsoleWiring:
-    def __init__(self, agent: Any, health: HealthWiring) -> None:
+    def __init__(self, agent: Daemon, health: HealthWiring) -> None:
         """`agent`: what the console shows and acts on (agent.web.state, operator path);
         `health`: the checks, status and listener it shares."""
         self.agent = agent
