@@ -9,32 +9,10 @@ birth again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.protocols.base import Sink
-    from agent.runtime.model_lifecycle import ModelLifecycle
-    from agent.runtime.pipeline import StationPipeline
-    from agent.runtime.station import StationRuntime
-
-
-class Daemon(Protocol):
-    """What an operator command acts on (the app)."""
-
-    @property
-    def stations(self) -> Mapping[str, StationRuntime]: ...
-
-    @property
-    def pipeline(self) -> StationPipeline: ...
-
-    @property
-    def lifecycle(self) -> ModelLifecycle: ...
-
-    @property
-    def sinks(self) -> Mapping[str, Sink]: ...
-
-    def birth(self) -> dict[str, Any]: ...
+    from agent.runtime.daemon import Daemon
 
 
 def handle_operator_command(agent: Daemon, cmd: Any, via: str = "mqtt") -> None:

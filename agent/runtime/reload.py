@@ -16,47 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from agent.configfile import AgentConfig, ConfigError, LoadedConfig, load_config
+from agent.configfile import ConfigError, LoadedConfig, load_config
 from agent.inference.errors import ModelLoadError
-from agent.runtime.records import RecordRouter, station_routes
+from agent.runtime.records import station_routes
 
 if TYPE_CHECKING:
-    from agent.decision.engine import DecisionEngine
-    from agent.runtime.audit_writer import Audit
-    from agent.runtime.health_wiring import HealthWiring
-    from agent.runtime.model_lifecycle import ModelLifecycle
-    from agent.runtime.station import StationRuntime
-
-
-class Daemon(Protocol):
-    """What a reload reads and replaces (the app): its config and reload error are set."""
-
-    cfg: AgentConfig
-    reload_error: str | None
-
-    @property
-    def loaded(self) -> LoadedConfig: ...
-
-    @property
-    def stations(self) -> Mapping[str, StationRuntime]: ...
-
-    @property
-    def lifecycle(self) -> ModelLifecycle: ...
-
-    @property
-    def engine(self) -> DecisionEngine: ...
-
-    @property
-    def router(self) -> RecordRouter: ...
-
-    @property
-    def audit(self) -> Audit: ...
-
-    @property
-    def health(self) -> HealthWiring: ...
+    from agent.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
