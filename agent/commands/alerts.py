@@ -1,27 +1,36 @@
 """Subscribe to a broker and show defect alerts live: one table row per defect (station,
 defect, score, time, latency), or the payloads as JSON lines with --json. Ctrl-C or
 SIGTERM stops it cleanly (exit 0); a broker that cannot be reached or refuses the
-connection is reported with the reason (exit 1)."""
+connection is reported with the reason (exit 1). With --config it follows the daemon's MQTT
+sink: same broker, credentials, TLS and topics (the one client builder and TopicMap)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import signal
-import ssl
 import sys
 import threading
 import uuid
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Literal, NamedTuple, TextIO
 
 import paho.mqtt.client as mqtt
+from pydantic import SecretStr
 
+from agent.commands import load_or_report
+from agent.protocols.mqtt.broker import BrokerConnection
+from agent.protocols.mqtt.client import MqttClient, build_mqtt_client, connect_and_wait
+from agent.protocols.mqtt.config import MqttSinkConfig
+from agent.protocols.mqtt.factory import topic_map
+from agent.protocols.mqtt.refusals import Refusal, connack_refusal
 from agent.protocols.mqtt.topics import alert_filter
+from agent.protocols.tls import TlsConfig
 
 COLUMNS = (("STATION", 22), ("DEFECT", 22), ("SCORE", 6), ("TIME (UTC)", 23), ("LATENCY", 10))
 CONNECT_TIMEOUT_S = 10.0
+RECONNECT_MAX_S = 30
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--line", help="only this line")
     p.add_argument("--station", help="only this station")
     p.add_argument("--json", action="store_true", help="print each payload as a JSON line")
+    p.add_argument("--config", "-c", metavar="FILE",
+                   help="the daemon's YAML config: broker, credentials, TLS, site and defect "
+                        "topics (`topics:` overrides included) of its MQTT sink; the broker "
+                        "options and --prefix/--site above are then not used")
+    p.add_argument("--sink", help="with --config: the MQTT sink to follow (default: the first)")
 
 
 def header() -> str:
@@ -86,48 +100,72 @@ class AlertPrinter:
         print(line, file=self.out, flush=True)
 
 
-def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    if args.tls_ca is None and not args.tls:
+class Target(NamedTuple):
+    broker: BrokerConnection
+    base_dir: Path  # relative TLS file names resolve against it
+    protocol: Literal["3.1.1", "5"]
+    topic: str  # the subscription filter
+
+
+def _from_options(args: argparse.Namespace) -> Target:
+    port = args.port or (8883 if (args.tls or args.tls_ca) else 1883)
+    password = (SecretStr(args.password_file.read_text().rstrip("\r\n"))
+                if args.password_file else None)
+    tls = TlsConfig(ca_file=str(args.tls_ca)) if args.tls_ca else TlsConfig() if args.tls else None
+    broker = BrokerConnection(host=args.host, port=port, username=args.username or None,
+                              password=password, tls=tls)
+    return Target(broker, Path.cwd(), "5",
+                  alert_filter(args.prefix, args.site, args.line, args.station))
+
+
+def _from_config(args: argparse.Namespace) -> Target | None:
+    """The broker, credentials, TLS and defect topics of the daemon's MQTT sink."""
+    loaded = load_or_report(args.config)
+    if loaded is None:
         return None
-    ctx = ssl.create_default_context()
-    if args.tls_ca is not None:
-        ctx.load_verify_locations(cafile=str(args.tls_ca))
-    return ctx
-
-
-def _client(args: argparse.Namespace) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                         client_id=f"edge-alerts-{uuid.uuid4().hex[:8]}")
-    if args.username:
-        pw = args.password_file.read_text().rstrip("\r\n") if args.password_file else None
-        client.username_pw_set(args.username, pw)
-    ctx = _tls_context(args)
-    if ctx is not None:
-        client.tls_set_context(ctx)
-    return client
+    cfg = loaded.config
+    sinks = {n: s for n, s in cfg.sinks.items() if isinstance(s, MqttSinkConfig)}
+    sc = sinks.get(args.sink or next(iter(sinks), ""))
+    if sc is None:
+        print(f"{args.config}: no MQTT sink{f' {args.sink!r}' if args.sink else ''} "
+              f"(MQTT sinks: {', '.join(sinks) or 'none'})", file=sys.stderr)
+        return None
+    topics = topic_map(sc, cfg.site, cfg.agent_id)
+    return Target(sc, loaded.base_dir, sc.protocol,
+                  topics.record_filter("defect", args.line, args.station))
 
 
 class _Session:
-    """Connection bookkeeping shared with paho's thread."""
+    """Connection bookkeeping shared with paho's thread. A refusal that retrying cannot fix
+    (agent.protocols.mqtt.refusals) ends the command; paho retries the others."""
 
     def __init__(self, topic: str, where: str, err: TextIO) -> None:
         self.topic, self.where, self.err = topic, where, err
-        self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.refused: str | None = None
         self.stop = threading.Event()
-        self.was_up = False
 
-    def on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            self.refused = str(reason)
-            self.connected.set()
-            return
+    def subscribe(self, client: mqtt.Client) -> None:
         client.subscribe(self.topic, qos=1)
-        if self.was_up:
-            print(f"edge-agent alerts: reconnected to {self.where}", file=self.err, flush=True)
-        self.was_up = True
-        self.connected.set()
+
+    def on_reconnect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        refusal = connack_refusal(reason)
+        if refusal is None:
+            self.subscribe(client)
+            self._note(f"reconnected to {self.where}")
+        else:
+            self.refusal(refusal)
+
+    def on_reconnect_fail(self, client: mqtt.Client, _u: Any) -> None:
+        assert isinstance(client, MqttClient)
+        self.refusal(client.refusal())
+
+    def refusal(self, refusal: Refusal) -> None:
+        if refusal.for_good:
+            self.refused = refusal.reason
+            self.stop.set()
+        else:
+            self._note(f"{self.where}: {refusal.reason}; retrying")
 
     def on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
         if any(r.is_failure for r in reasons):
@@ -135,43 +173,49 @@ class _Session:
         self.subscribed.set()
 
     def on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self.was_up and not self.stop.is_set():
-            print(f"edge-agent alerts: connection to {self.where} lost ({reason}); reconnecting",
-                  file=self.err, flush=True)
+        if not self.stop.is_set():
+            self._note(f"connection to {self.where} lost ({reason}); reconnecting")
+
+    def _note(self, text: str) -> None:
+        print(f"edge-agent alerts: {text}", file=self.err, flush=True)
 
 
 def main(args: argparse.Namespace) -> int:
-    port = args.port or (8883 if (args.tls or args.tls_ca) else 1883)
-    where = f"broker {args.host}:{port}"
     try:
-        topic = alert_filter(args.prefix, args.site, args.line, args.station)
-        client = _client(args)
-    except (ValueError, OSError, ssl.SSLError) as exc:
+        target = _from_config(args) if args.config else _from_options(args)
+        if target is None:
+            return 2
+        where = f"broker {target.broker.host}:{target.broker.port}"
+        client = build_mqtt_client(target.broker, where, target.base_dir,
+                                   client_id=f"edge-alerts-{uuid.uuid4().hex[:8]}",
+                                   protocol=target.protocol, reconnect_max_s=RECONNECT_MAX_S)
+    except (ValueError, OSError) as exc:
         print(f"edge-agent alerts: {exc}", file=sys.stderr)
         return 2
-    session = _Session(topic, where, sys.stderr)
+    session = _Session(target.topic, where, sys.stderr)
     printer = AlertPrinter(args.json, sys.stdout, sys.stderr)
-    client.on_connect = session.on_connect
-    client.on_disconnect = session.on_disconnect
     client.on_subscribe = session.on_subscribe
     client.on_message = lambda _c, _u, msg: printer.message(msg.topic, bytes(msg.payload))
-    return _run(client, session, args.host, port, args.json)
+    return _run(client, session, args.json)
 
 
-def _run(client: mqtt.Client, session: _Session, host: str, port: int, as_json: bool) -> int:
+def _run(client: MqttClient, session: _Session, as_json: bool) -> int:
     def stop(signum: int, _frame: FrameType | None) -> None:
         session.stop.set()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            client.connect(host, port, keepalive=30)
-        except (OSError, ssl.SSLError) as exc:
-            print(f"edge-agent alerts: cannot connect to {session.where}: {exc}", file=sys.stderr)
+        refusal = connect_and_wait(client, 30, CONNECT_TIMEOUT_S, then=session.subscribe)
+        if refusal is not None:
+            client.loop_stop()
+            print(f"edge-agent alerts: cannot connect to {session.where}: {refusal.reason}",
+                  file=sys.stderr)
             return 1
-        client.loop_start()
+        client.on_connect = session.on_reconnect
+        client.on_connect_fail = session.on_reconnect_fail
+        client.on_disconnect = session.on_disconnect
         try:
-            return _watch(client, session, as_json)
+            return _watch(session, as_json)
         finally:
             session.stop.set()
             client.disconnect()
@@ -181,20 +225,16 @@ def _run(client: mqtt.Client, session: _Session, host: str, port: int, as_json: 
             signal.signal(s, h)
 
 
-def _watch(client: mqtt.Client, session: _Session, as_json: bool) -> int:
-    if not session.connected.wait(CONNECT_TIMEOUT_S) and not session.stop.is_set():
-        print(f"edge-agent alerts: no answer from {session.where} within "
-              f"{CONNECT_TIMEOUT_S:g} s", file=sys.stderr)
-        return 1
+def _watch(session: _Session, as_json: bool) -> int:
+    session.subscribed.wait(CONNECT_TIMEOUT_S)
     if not session.refused:
-        session.subscribed.wait(CONNECT_TIMEOUT_S)
+        if not as_json:
+            print(header(), flush=True)
+        print(f"edge-agent alerts: subscribed to {session.topic} on {session.where} "
+              "(Ctrl-C to stop)", file=sys.stderr, flush=True)
+        while not session.stop.wait(0.2):
+            pass
     if session.refused:
         print(f"edge-agent alerts: {session.where} refused: {session.refused}", file=sys.stderr)
         return 1
-    if not as_json:
-        print(header(), flush=True)
-    print(f"edge-agent alerts: subscribed to {session.topic} on {session.where} "
-          "(Ctrl-C to stop)", file=sys.stderr, flush=True)
-    while not session.stop.wait(0.2):
-        pass
     return 0

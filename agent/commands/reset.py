@@ -17,12 +17,13 @@ import json
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from agent.commands import EXIT_CONFIG, load_or_report
-from agent.protocols.mqtt.client import apply_credentials
+from agent.protocols.mqtt.client import build_mqtt_client, connect_and_wait
 from agent.protocols.mqtt.command_auth import Keyring
 from agent.protocols.mqtt.config import MqttSinkConfig
 from agent.protocols.mqtt.factory import command_keyring, topic_map
@@ -76,7 +77,14 @@ def send_command(config: str, action: str, line: str | None, station: str, clien
         "command": action, "line": line, "station": station,
         "id": new_event_id(), "time": datetime.now(UTC).isoformat(),
         "client_id": client_id, **(extra or {})})
-    reply, forged = _exchange(sink, loaded.base_dir, topics, body, keys, timeout)
+    try:
+        reply, forged = _exchange(sink, loaded.base_dir, topics, body, keys, timeout)
+    except ValueError as exc:  # unusable TLS files
+        print(f"{config}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ConnectionError as exc:  # the broker refused the connection
+        print(f"{action} {line}/{station}: not sent: {exc}", file=sys.stderr)
+        return 1
     if reply is None:
         print(f"no answer from agent {cfg.agent_id} within {timeout:g} s on "
               f"{topics.command_result_topic}"
@@ -88,17 +96,18 @@ def send_command(config: str, action: str, line: str | None, station: str, clien
     return 0 if reply.get("accepted") else 1
 
 
-def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[str, Any],
+def _exchange(sink: MqttSinkConfig, base_dir: Path, topics: TopicMap, body: dict[str, Any],
               keys: Keyring, timeout: float) -> tuple[dict[str, Any] | None, int]:
     """Subscribe to the result topic, publish the command, wait for the authenticated
-    answer to its id. Returns (answer or None, answers to its id ignored as forged)."""
+    answer to its id. Returns (answer or None, answers to its id ignored as forged).
+    ConnectionError (with the reason) when the broker refuses the connection."""
     answer: dict[str, Any] = {}
     forged = [0]
     got = threading.Event()
     subscribed = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"cli-{body['id'][-12:]}",
-                         protocol=mqtt.MQTTv5)
-    apply_credentials(client, sink.username, sink.password, sink.tls, base_dir, "edge-agent reset")
+    client = build_mqtt_client(sink, "edge-agent reset", base_dir,
+                               client_id=f"cli-{body['id'][-12:]}", protocol=sink.protocol,
+                               reconnect_max_s=timeout)
 
     def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -114,12 +123,13 @@ def _exchange(sink: MqttSinkConfig, base_dir: Any, topics: TopicMap, body: dict[
         answer.update(doc)
         got.set()
 
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topics.command_result_topic, qos=1)
     client.on_subscribe = lambda *a: subscribed.set()
     client.on_message = on_message
-    client.connect_async(sink.host, sink.port)
-    client.loop_start()
     try:
+        refusal = connect_and_wait(client, 60, timeout,
+                                   then=lambda c: c.subscribe(topics.command_result_topic, qos=1))
+        if refusal is not None:
+            raise ConnectionError(f"broker {sink.host}:{sink.port}: {refusal.reason}")
         if not subscribed.wait(timeout):
             return None, 0
         client.publish(topics.command_topic, json.dumps(body), qos=1).wait_for_publish(timeout)

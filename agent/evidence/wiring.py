@@ -24,6 +24,7 @@ from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore
 from agent.evidence.writer import EvidenceWriter
 from agent.health.registry import StatsRegistry
+from agent.protocols.base import EvidenceTaker
 from agent.types import Inspection, Record, RecordKind, new_event_id, utc_now
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class EvidenceWiring:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.capture.bind(loop)
         for sink in self.sinks.values():  # sinks that take files deliver the images
-            if hasattr(sink, "attach_evidence"):
+            if isinstance(sink, EvidenceTaker):
                 sink.attach_evidence(self.store)
         try:
             self.writer.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,7 @@ from agent.config.base import Strict
 from agent.types import Record
 
 if TYPE_CHECKING:
+    from agent.protocols.file.evidence_files import EvidenceSource
     from agent.protocols.outbox_policy import OutboxPolicy
 
 
@@ -75,6 +76,53 @@ class Sink(Protocol):
     async def send(self, batch: Sequence[Record]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# What a sink may do besides sending records: the app, the health loop and the evidence
+# wiring ask `isinstance(sink, <Protocol>)`.
+
+@runtime_checkable
+class StatusPublisher(Protocol):
+    """Publishes the agent's status: its identity (`set_birth`, at every connect and again on
+    a rebirth command) and the health loop's `status` and `metrics` (False: not sent)."""
+
+    def set_birth(self, birth: dict[str, Any]) -> None: ...
+
+    async def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> bool: ...
+
+
+@runtime_checkable
+class SnapshotPublisher(Protocol):
+    """Publishes the station telemetry snapshot in its own dialect (Sparkplug B, Home
+    Assistant), from the health loop."""
+
+    async def publish_snapshot(self, snapshot: dict[str, Any]) -> None: ...
+
+
+class CommandCounts(Protocol):
+    accepted: int
+    rejected_by: Mapping[str, int]  # by the code of the rejection
+
+
+@runtime_checkable
+class CommandSource(Protocol):
+    """Takes operator commands: `handler` gets each accepted one, `audit(event, **fields)`
+    every attempt; `commands` counts them."""
+
+    commands: CommandCounts
+
+    def on_command(self, handler: Callable[[Any], None],
+                   audit: Callable[..., None] | None = None) -> None: ...
+
+
+@runtime_checkable
+class EvidenceTaker(Protocol):
+    """Delivers the evidence files of its records, from the store attached at start."""
+
+    @property
+    def takes_evidence(self) -> bool: ...
+
+    def attach_evidence(self, store: EvidenceSource) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
-from agent.protocols.base import SinkState
+from agent.protocols.base import CommandSource, SinkState, SnapshotPublisher, StatusPublisher
 from agent.runtime.audit_writer import Audit
 from agent.runtime.plc_health import PlcHealth
 from agent.tasks import cancel_and_wait
@@ -150,7 +150,8 @@ class HealthWiring:
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
                                    "1 while the sink is connected"))
-            out += _operator_command_samples(name, getattr(sk, "commands", None))
+            out += _operator_command_samples(
+                name, sk.commands if isinstance(sk, CommandSource) else None)
         for name, link in a.plc_links.items():
             out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
                                    1.0 if link.state is SinkState.CONNECTED else 0.0,
@@ -300,14 +301,12 @@ class HealthWiring:
         metrics = self.metrics_payload(status.time).model_dump(mode="json")
         snapshot: dict[str, Any] | None = None
         for sink in self.p.sinks.values():
-            publish = getattr(sink, "publish_telemetry", None)
-            if publish is not None:
-                await publish("status", doc)
-                await publish("metrics", metrics)
-            publish_snapshot = getattr(sink, "publish_snapshot", None)
-            if publish_snapshot is not None:  # dialect sinks: Sparkplug B, HA discovery
+            if isinstance(sink, StatusPublisher):
+                await sink.publish_telemetry("status", doc)
+                await sink.publish_telemetry("metrics", metrics)
+            if isinstance(sink, SnapshotPublisher):  # dialect sinks: Sparkplug B, HA discovery
                 snapshot = snapshot or self.p.snapshot()
-                await publish_snapshot(snapshot)
+                await sink.publish_snapshot(snapshot)
 
     async def stopping(self) -> None:
         """STOPPING=1 and the loop ends (nothing when never started)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from agent.protocols.base import StatusPublisher
+
 if TYPE_CHECKING:
     from agent.runtime.daemon import Daemon
 
@@ -33,5 +35,5 @@ def handle_operator_command(agent: Daemon, cmd: Any, via: str = "mqtt") -> None:
             agent.lifecycle.command(rt, action, getattr(cmd, "model", None), source)
     if action == "rebirth":
         for sink in agent.sinks.values():
-            if hasattr(sink, "set_birth"):
+            if isinstance(sink, StatusPublisher):
                 sink.set_birth(agent.birth())

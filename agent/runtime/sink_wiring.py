@@ -13,7 +13,7 @@ from typing import Any
 from agent.health.registry import StatsRegistry
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
-from agent.protocols.base import Sink, SinkContext
+from agent.protocols.base import CommandSource, Sink, SinkContext, StatusPublisher
 from agent.runtime import stats_sources
 from agent.runtime.build import build_sink
 from agent.tasks import stop_within
@@ -30,9 +30,9 @@ class SinkWiring:
         self.forwarders: dict[str, Forwarder] = {}
         for name, sc in configs.items():
             sink = build_sink(name, sc, ctx)
-            if hasattr(sink, "set_birth"):
+            if isinstance(sink, StatusPublisher):
                 sink.set_birth(birth())
-            if hasattr(sink, "on_command"):
+            if isinstance(sink, CommandSource):
                 sink.on_command(on_command, audit)
             fwd = Forwarder(outbox, sink, sc.outbox)
             self.sinks[name], self.forwarders[name] = sink, fwd

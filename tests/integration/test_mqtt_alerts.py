@@ -18,6 +18,7 @@ from agent.protocols.base import wire_payload
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_peer import REPO, SITE, broker_conf, defect_record
 from tests.support.ports import free_port
+from tests.support.tls import make_pki
 
 
 @contextmanager
@@ -124,3 +125,45 @@ def test_row_format_flags() -> None:
     row = format_row({**wire_payload(r), "replayed": True, "budget_exceeded": True})
     assert row.endswith("[replayed, over budget]")
     assert format_row({}).startswith("?/?")
+
+
+def test_config_follows_the_daemon_sink_tls_and_topics(tmp_path: Path) -> None:
+    """--config: the sink's broker, TLS with `verify: false` and its `topics:` override."""
+    pki = make_pki(tmp_path / "pki")
+    broker = Mosquitto(tmp_path, extra_conf=broker_conf(pki.mosquitto_conf())).start()
+    cfg = {
+        "site": SITE, "agent_id": "edge1", "state_dir": str(tmp_path / "state"),
+        "cameras": {"cam1": {"type": "synthetic"}},
+        "models": {"m": {"path": str(REPO / "models" / "defect-cnn")}},
+        "sinks": {"mes": {"type": "mqtt", "host": broker.host, "port": broker.port,
+                          "tls": {"verify": False},
+                          "topics": {"defect": "plant-x/{line}/{station}/defects"}}},
+        "lines": {"L1": {"stations": {"S1": {"camera": "cam1", "model": "m",
+                                             "sinks": ["mes"]}}}},
+    }
+    path = tmp_path / "agent.yaml"
+    path.write_text(json.dumps(cfg))
+    rec = defect_record("L1", "S1")
+    try:
+        with alerts("--config", str(path), "--json", "--line", "L1") as proc:
+            wait_ready(proc)
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            c.tls_set(ca_certs=str(pki.ca))
+            c.connect(broker.host, broker.port)
+            c.loop_start()
+            try:
+                for topic in ("edge/plant1/L1/S1/defect", "plant-x/L1/S1/defects"):
+                    body = json.dumps({**wire_payload(rec), "topic": topic})
+                    c.publish(topic, body, qos=1).wait_for_publish(5)
+            finally:
+                c.disconnect()
+                c.loop_stop()
+            assert proc.stdout is not None
+            got = json.loads(proc.stdout.readline())
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+            rest = proc.stdout.read()
+    finally:
+        broker.stop()
+    assert got["topic"] == "plant-x/L1/S1/defects"  # the override, not the default tree
+    assert rest == ""

@@ -1,52 +1,44 @@
-"""Build and describe the paho-mqtt 2.x client used by the MQTT sink.
+"""The one builder of the agent's MQTT clients, and the clients it builds.
 
-`build_client` turns an MqttSinkConfig into a configured (not yet connected)
-paho client: protocol, client id, persistent session, credentials, TLS, Last
-Will and reconnect backoff. The helpers below classify connection failures
-into "retrying helps" and "the configuration or credentials are wrong".
+`build_mqtt_client` makes the paho client of every MQTT user of the agent (the MQTT and
+Sparkplug sinks, the MQTT PLC link, `probe`, `reset` and `alerts`) the same way: protocol
+(3.1.1 or 5) and session, user name and password, TLS (agent.protocols.tls_context: `verify:
+false` means the same everywhere), the Last Will where the caller asks for one (set again
+before every CONNECT), and paho's reconnect backoff. Why a connection failed, and whether
+retrying can help, is read through the one table in `refusals`; `connect_and_wait` is the
+blocking first connect of the commands.
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
-from paho.mqtt.reasoncodes import ReasonCode
+from typing_extensions import TypeVar  # a TypeVar with a default (PEP 696)
 
-from agent import __version__
-from agent.decision.payloads import StatusPayload
-from agent.protocols.base import SinkContext
+from agent.protocols.mqtt.refusals import (
+    CLOSED_BEFORE_CONNACK,
+    Refusal,
+    connack_refusal,
+    describe_connect_error,
+)
 from agent.protocols.tls_context import client_ssl_context
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from pydantic import SecretStr
+    from agent.protocols.mqtt.broker import BrokerConnection
 
-    from agent.protocols.mqtt.config import MqttSinkConfig
-    from agent.protocols.tls import TlsConfig
-
-STATUS_SCHEMA_VERSION = 1
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-# CONNACK reason codes that retrying will not fix (MQTT 5 numbering; paho maps 3.1.1 onto it)
-REFUSED_FOR_GOOD = {
-    0x84: "unsupported protocol version",
-    0x85: "client identifier not valid",
-    0x86: "bad user name or password",
-    0x87: "not authorized",
-    0x8A: "banned",
-    0x8C: "bad authentication method",
-}
+MqttVersion = Literal["3.1.1", "5"]
 
 
 # paho internals that RecordingClient reads or overrides: pinned to the tested minor version in
@@ -67,14 +59,62 @@ def check_paho_internals(client: mqtt.Client) -> None:
                            "MQTT client overrides: install the version pyproject.toml pins")
 
 
-class RecordingClient(mqtt.Client):
-    """paho client that remembers why the last connection attempt failed (paho's
-    on_connect_fail callback does not say), and that changes three of paho's habits that
-    cost more than the outbox itself when a batch of records is in flight: a wake-up of the
+@dataclass(frozen=True)
+class Will:
+    """A Last Will. `json`: MQTT 5 properties say the payload is UTF-8 JSON."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a built client connects (`MqttClient.start`)."""
+
+    host: str
+    port: int
+    where: str  # "mqtt sink 'mes' (broker host:port)": names the client in every message
+    clean: bool
+    properties: Properties | None  # MQTT 5 CONNECT properties (session expiry)
+
+
+class MqttClient(mqtt.Client):
+    """paho client that knows its broker and remembers why the last connection attempt
+    failed (paho's on_connect_fail callback does not say)."""
+
+    last_connect_error: BaseException | None = None
+    target: Target
+
+    def start(self, keepalive: int) -> None:
+        """Connect in paho's network thread (callbacks report the outcome)."""
+        t = self.target
+        self.connect_async(t.host, t.port, keepalive, clean_start=t.clean,
+                           properties=t.properties)
+        self.loop_start()
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            rc = super().reconnect()
+        except OSError as exc:
+            self.last_connect_error = exc
+            raise
+        self.last_connect_error = None
+        return rc
+
+    def refusal(self) -> Refusal:
+        """Why the last connect attempt failed (no CONNACK)."""
+        return describe_connect_error(self.last_connect_error)
+
+
+class RecordingClient(MqttClient):
+    """The sinks' client: changes three of paho's habits that cost more than the outbox
+    itself when a batch of records is in flight: a wake-up of the
     network thread per publish (`one_wakeup`), a walk of the in-flight window per PUBACK
     (`_update_inflight`) and delayed ACKs of what it reads (`loop_read`)."""
 
-    last_connect_error: BaseException | None = None
     _held_by: int | None = None  # the thread whose packets are queued without a wake-up
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -132,50 +172,98 @@ class RecordingClient(mqtt.Client):
                                  "to_process": len(packet), "packet": packet, "info": info})
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def reconnect(self) -> mqtt.MQTTErrorCode:
-        try:
-            rc = super().reconnect()
-        except OSError as exc:
-            self.last_connect_error = exc
-            raise
-        self.last_connect_error = None
-        return rc
+
+C = TypeVar("C", bound=MqttClient, default=MqttClient)
+
+
+def build_mqtt_client(broker: BrokerConnection, where: str, base_dir: Path, *, client_id: str,
+                      protocol: MqttVersion = "5", clean: bool = True,
+                      session_expiry_s: int | None = None, will: Callable[[], Will] | None = None,
+                      reconnect_max_s: float | None = None, max_inflight: int | None = None,
+                      client_class: type[C] = MqttClient,  # type: ignore[assignment]
+                      ) -> C:
+    """A configured paho client of `client_class`, not connected (`start` connects).
+
+    `clean`: no session kept (3.1.1 clean session, MQTT 5 clean start); `session_expiry_s`:
+    MQTT 5 session expiry. `will` is called before every CONNECT (a fresh Will each time).
+    `reconnect_max_s`: paho reconnects with a backoff capped there; None: never (one
+    connection per client). ValueError (naming `where`) for unusable TLS files."""
+    session: dict[str, Any] = ({"protocol": mqtt.MQTTv5} if protocol == "5" else
+                               {"protocol": mqtt.MQTTv311, "clean_session": clean})
+    client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                          reconnect_on_failure=reconnect_max_s is not None, **session)
+    client.target = Target(broker.host, broker.port, where, clean,
+                           connect_properties(protocol, session_expiry_s))
+    if broker.username is not None:
+        password = broker.password.get_secret_value() if broker.password else None
+        client.username_pw_set(broker.username, password)
+    if broker.tls is not None:
+        client.tls_set_context(client_ssl_context(broker.tls, base_dir, where))
+    if will is not None:
+        client.on_pre_connect = lambda c, _u: _set_will(c, will())
+    if reconnect_max_s is not None:
+        client.reconnect_delay_set(1, max(1, int(reconnect_max_s)))
+    if max_inflight is not None:
+        client.max_inflight_messages_set(max_inflight)
+    return client
+
+
+def _set_will(client: mqtt.Client, will: Will) -> None:
+    props: Properties | None = None
+    if is_v5(client):
+        props = publish_properties(None) if will.json else Properties(PacketTypes.WILLMESSAGE)
+    client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain, properties=props)
+
+
+def connect_properties(protocol: MqttVersion, session_expiry_s: int | None) -> Properties | None:
+    if protocol != "5" or session_expiry_s is None:
+        return None
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    return props
+
+
+def connect_and_wait(client: MqttClient, keepalive: int, timeout: float,
+                     then: Callable[[MqttClient], object] | None = None) -> Refusal | None:
+    """The commands' first connect (blocking): None once the broker accepted it (`then(client)`
+    ran in paho's thread, before this returns), else why not. The network loop runs on;
+    the caller stops it (after a refusal, at once: paho does not retry). Build the client
+    with `reconnect_max_s`: paho answers a 3.1.1 "unacceptable protocol version" by trying
+    3.1 (whose refusal is the one reported), only on a client that may reconnect."""
+    done = threading.Event()
+    outcome: list[Refusal | None] = [None]
+
+    def settle(refusal: Refusal | None) -> None:
+        if done.is_set():
+            return
+        outcome[0] = refusal
+        if refusal is None and then is not None:
+            then(client)
+        elif refusal is not None:
+            client.disconnect()  # no retry: paho's thread ends at once
+        done.set()
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        settle(connack_refusal(reason))
+
+    def on_connect_fail(_c: Any, _u: Any) -> None:
+        settle(client.refusal())
+
+    def on_disconnect(_c: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        # hung up without a CONNACK (after a failed connect: on_connect_fail said why)
+        settle(client.refusal() if client.last_connect_error else CLOSED_BEFORE_CONNACK)
+
+    client.on_connect = on_connect
+    client.on_connect_fail = on_connect_fail
+    client.on_disconnect = on_disconnect
+    client.start(keepalive)
+    if not done.wait(timeout):
+        return Refusal(f"no CONNACK within {timeout:g} s", False)
+    return outcome[0]
 
 
 def is_v5(client: mqtt.Client) -> bool:
     return bool(client.protocol == mqtt.MQTTv5)
-
-
-def status_payload(ctx: SinkContext, state: Literal["online", "offline"] | None,
-                   ) -> dict[str, Any]:
-    """Common fields of agent-level telemetry (agent.decision.payloads StatusPayload /
-    MetricsPayload); with `state` ("online" / "offline") a StatusPayload's own fields
-    (the Last Will, the status at connect: the health loop's complete one follows)."""
-    now = datetime.now(UTC)
-    if state is None:
-        return {"schema_version": STATUS_SCHEMA_VERSION, "time": now.isoformat(),
-                "site": ctx.site, "agent_id": ctx.agent_id}
-    status = StatusPayload(time=now, site=ctx.site, agent_id=ctx.agent_id, state=state,
-                           version=__version__)
-    return status.model_dump(mode="json", include=_STATUS_HEAD)
-
-
-_STATUS_HEAD = {"schema_version", "time", "site", "agent_id", "state", "version"}
-
-
-def set_will(client: mqtt.Client, ctx: SinkContext, status_topic: str) -> None:
-    """Last Will = retained offline status (re-set before every connect for a fresh time)."""
-    props = publish_properties(None) if is_v5(client) else None
-    client.will_set(status_topic, json.dumps(status_payload(ctx, "offline")), qos=1,
-                    retain=True, properties=props)
-
-
-def connect_properties(cfg: MqttSinkConfig) -> Properties | None:
-    if cfg.protocol != "5":
-        return None
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = cfg.session_expiry_s
-    return props
 
 
 class PackedProperties(Properties):
@@ -221,58 +309,3 @@ def publish_properties(expiry_s: int | None, record_id: str | None = None) -> Pr
     if record_id is not None:
         buf += b"\x26" + _utf8("record_id") + _utf8(record_id)
     return PackedProperties(VariableByteIntegers.encode(len(buf)) + buf, expiry_s, record_id)
-
-
-def apply_credentials(client: mqtt.Client, username: str | None, password: SecretStr | None,
-                      tls: TlsConfig | None, base_dir: Path, where: str) -> None:
-    """User name, password and TLS exactly as the daemon's sink sets them: every MQTT client
-    (sink, PLC link, probe, `reset`) connects the same way. ValueError for unusable TLS files."""
-    if username is not None:
-        client.username_pw_set(username, password.get_secret_value() if password else None)
-    if tls is not None:
-        client.tls_set_context(client_ssl_context(tls, base_dir, where))
-
-
-def build_client(cfg: MqttSinkConfig, ctx: SinkContext, status_topic: str,
-                 where: str) -> RecordingClient:
-    """A configured paho client. ValueError (naming `where`) for unusable TLS files."""
-    client_id = cfg.client_id or ctx.agent_id
-    if cfg.protocol == "5":
-        client = RecordingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                 protocol=mqtt.MQTTv5)
-    else:
-        client = RecordingClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                 protocol=mqtt.MQTTv311, clean_session=False)
-    apply_credentials(client, cfg.username, cfg.password, cfg.tls, ctx.base_dir, where)
-    set_will(client, ctx, status_topic)
-    client.on_pre_connect = lambda c, _u: set_will(c, ctx, status_topic)
-    client.reconnect_delay_set(1, max(1, int(cfg.reconnect_max_s)))
-    # a whole outbox batch in flight at once: paho's default window of 20 makes a batch of 50
-    # wait for acknowledgements mid-batch (the broker may still cap it with max_inflight)
-    client.max_inflight_messages_set(max(20, cfg.outbox.batch_size))
-    return client
-
-
-def describe_connect_error(exc: BaseException | None) -> tuple[str, bool]:
-    """(reason, for_good): for_good is True when retrying will not help (TLS, certificates)."""
-    if exc is None:
-        return "connection failed", False
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate verification failed: {exc.verify_message or exc}", True
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}", True
-    if isinstance(exc, ssl.CertificateError):
-        return f"TLS host name mismatch: {exc}", True
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the broker running and listening on this port?)", False
-    if isinstance(exc, TimeoutError):
-        return "connection timed out", False
-    return f"{type(exc).__name__}: {exc}", False
-
-
-def describe_connack(reason: ReasonCode) -> tuple[str, bool]:
-    """(reason, for_good) for a refused CONNACK."""
-    value = int(reason.value)
-    if value in REFUSED_FOR_GOOD:
-        return f"broker refused the connection: {REFUSED_FOR_GOOD[value]}", True
-    return f"broker refused the connection: {reason} (0x{value:02X})", False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agent.backoff import Backoff
 from agent.protocols.base import SinkContext
-from agent.protocols.mqtt.client import build_client
+from agent.protocols.mqtt.client import RecordingClient, build_mqtt_client
 from agent.protocols.mqtt.command_auth import Keyring, keyring
 from agent.protocols.mqtt.commands import CommandPolicy
 from agent.protocols.mqtt.config import MqttCommandsConfig, MqttSinkConfig
@@ -13,6 +13,7 @@ from agent.protocols.mqtt.ha_sink import HaMqttSink
 from agent.protocols.mqtt.plc_config import MqttPlcConfig
 from agent.protocols.mqtt.plc_link import MqttPlcLink
 from agent.protocols.mqtt.sink import MqttSink
+from agent.protocols.mqtt.status import status_will
 from agent.protocols.mqtt.topics import TopicMap, check_level
 
 
@@ -34,7 +35,13 @@ def build(name: str, cfg: MqttSinkConfig, ctx: SinkContext) -> MqttSink:
                            allowed_client_ids=tuple(cfg.commands.allowed_client_ids),
                            max_age_s=cfg.commands.max_age_s,
                            max_future_s=cfg.commands.max_future_s)
-    client = build_client(cfg, ctx, topics.status_topic, where)
+    # a whole outbox batch in flight at once: paho's default window of 20 makes a batch of 50
+    # wait for acknowledgements mid-batch (the broker may still cap it with max_inflight)
+    client = build_mqtt_client(
+        cfg, where, ctx.base_dir, client_id=cfg.client_id or ctx.agent_id,
+        protocol=cfg.protocol, clean=False, session_expiry_s=cfg.session_expiry_s,
+        will=lambda: status_will(ctx, topics.status_topic), reconnect_max_s=cfg.reconnect_max_s,
+        max_inflight=max(20, cfg.outbox.batch_size), client_class=RecordingClient)
     if cfg.homeassistant.enabled:
         return HaMqttSink(name, cfg, ctx, client, topics, policy)
     return MqttSink(name, cfg, ctx, client, topics, policy)

@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
-
-from agent.protocols.base import SinkState, encode_json
+from agent.protocols.base import SinkState, SinkUnavailable, encode_json
 from agent.protocols.mqtt.ha_discovery import Discovery, station_state, station_state_topic
 from agent.protocols.mqtt.sink import MqttSink
 
@@ -40,27 +38,27 @@ class HaMqttSink(MqttSink):
             self._stations = [(line, st) for line, st in stations]
             self._sent_state = {}
             self.announce()
-        if self._state is not SinkState.CONNECTED:
+        if self.state is not SinkState.CONNECTED:
             return
         for key, values in snapshot.get("stations", {}).items():
             body = station_state(values)
             if self._sent_state.get(key) != body:
                 line, st = key.split("/", 1)
                 topic = station_state_topic(self.cfg.prefix, self.ctx.site, line, st)
-                if self._publish_raw(topic, body, qos=1, retain=True):
+                if self.status.publish_json(topic, body, qos=1, retain=True):
                     self._sent_state[key] = body
 
     def announce(self) -> None:
         """Every entity's config (retained), then an empty retained payload for each one
         announced before that is gone (a station removed from the config)."""
-        if self._state is not SinkState.CONNECTED or self._stations is None:
+        if self.state is not SinkState.CONNECTED or self._stations is None:
             return
         entities = self.discovery.entities(self._stations)
         for topic, body in entities.items():
-            self._publish_raw(topic, body, qos=1, retain=True)
+            self.status.publish_json(topic, body, qos=1, retain=True)
         for topic in sorted(set(self._announced()) - set(entities)):
-            info = self.client.publish(topic, b"", qos=1, retain=True)
-            self._untracked.add(info.mid)
+            with suppress(SinkUnavailable):  # lost meanwhile: announced again at connect
+                self.session.publish(topic, b"", qos=1, retain=True)
             log.info("%s: Home Assistant entity removed: %s", self.where, topic)
         self._save_announced(sorted(entities))
         self._sent_state = {}  # the state topics too, for a broker that lost them
@@ -85,15 +83,14 @@ class HaMqttSink(MqttSink):
 
     # ---- MqttSink hooks ------------------------------------------------------------------
 
-    def _on_connect(self, reason: ReasonCode, max_packet: int | None) -> None:
-        super()._on_connect(reason, max_packet)
-        if self._state is SinkState.CONNECTED:
-            self.client.subscribe(self.discovery.ha_status_topic, qos=1)
-            self.announce()
+    def session_up(self, properties: Any) -> None:
+        super().session_up(properties)
+        self.client.subscribe(self.discovery.ha_status_topic, qos=1)
+        self.announce()
 
-    def _cb_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == self.discovery.ha_status_topic:
-            if bytes(msg.payload) == b"online":
-                self._post(self.announce)
+    def on_message(self, topic: str, payload: bytes) -> None:
+        if topic == self.discovery.ha_status_topic:
+            if payload == b"online":
+                self.announce()
             return
-        super()._cb_message(client, userdata, msg)
+        super().on_message(topic, payload)

@@ -1,6 +1,7 @@
 """PlcLink over MQTT 5: retained QoS 1 writes with message expiry, reads of retained values.
 
-A fresh paho client per connection, never reconnected by paho itself: a message paho
+A fresh paho client per connection (agent.protocols.mqtt.client's builder: the sink's TLS,
+credentials and refusal table), never reconnected by paho itself: a message paho
 kept queued across a reconnect would be re-sent with a fresh expiry, i.e. late. When
 the connection drops, every write in flight fails as `PlcNoAnswer` (published, no
 PUBACK: it may have reached the PLC; the dispatcher retries it only while a retry can
@@ -28,8 +29,9 @@ from agent.protocols.link import (
     SupervisedLink,
     Value,
 )
-from agent.protocols.mqtt.client import apply_credentials, describe_connack, publish_properties
+from agent.protocols.mqtt.client import MqttClient, build_mqtt_client, publish_properties
 from agent.protocols.mqtt.plc_config import MqttPlcConfig
+from agent.protocols.mqtt.refusals import Refusal, connack_refusal
 from agent.types import utc_now
 
 
@@ -39,7 +41,7 @@ class MqttPlcLink(SupervisedLink):
         self.cfg = cfg
         self.ctx = ctx
         self.where = f"mqtt {cfg.host}:{cfg.port}"
-        self._client: mqtt.Client | None = None
+        self._client: MqttClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._acks: dict[int, asyncio.Future[ReasonCode]] = {}
         self._values: dict[str, Value] = {}
@@ -49,38 +51,33 @@ class MqttPlcLink(SupervisedLink):
     # -- connection steps (SupervisedLink) ---------------------------------------------
     async def _open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        connected: asyncio.Future[ReasonCode] = self._loop.create_future()
+        connected: asyncio.Future[Refusal | None] = self._loop.create_future()
         client = self._new_client(connected)
-        client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
-                             clean_start=True)
-        client.loop_start()
+        client.start(self.cfg.keepalive_s)
         self._client = client
         try:
-            reason = await asyncio.wait_for(connected, self.cfg.connect_timeout_ms / 1000)
+            refusal = await asyncio.wait_for(connected, self.cfg.connect_timeout_ms / 1000)
         except TimeoutError:
             raise ConnectionError(f"{self.where}: no CONNACK within "
                                   f"{self.cfg.connect_timeout_ms} ms") from None
-        if reason.is_failure:
-            why, for_good = describe_connack(reason)
-            msg = f"{self.where}: {why}"
-            raise ConfigurationFailure(msg) if for_good else ConnectionError(msg)
+        if refusal is not None:
+            msg = f"{self.where}: {refusal.reason}"
+            raise ConfigurationFailure(msg) if refusal.for_good else ConnectionError(msg)
         for topic in sorted(self._subscribed):
             client.subscribe(topic, qos=1)
 
-    def _new_client(self, connected: asyncio.Future[ReasonCode]) -> mqtt.Client:
+    def _new_client(self, connected: asyncio.Future[Refusal | None]) -> MqttClient:
+        """A fresh MQTT 5 client, clean start, that paho never reconnects."""
         cid = self.cfg.client_id or f"{self.ctx.agent_id}-plc-{self.name}"
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
-                             protocol=mqtt.MQTTv5, reconnect_on_failure=False)
         try:
-            apply_credentials(client, self.cfg.username, self.cfg.password, self.cfg.tls,
-                              self.ctx.base_dir, self.where)
+            client = build_mqtt_client(self.cfg, self.where, self.ctx.base_dir, client_id=cid)
         except ValueError as exc:
             raise ConfigurationFailure(str(exc)) from None
-        client.on_connect = lambda c, u, f, rc, p: self._post(_settle, connected, rc)
-        client.on_connect_fail = lambda c, u: self._post(
-            _settle, connected, ReasonCode(mqtt.PacketTypes.CONNACK, "Unspecified error"))
-        client.on_disconnect = lambda c, u, f, rc, p: self._post(self.mark_lost,
-                                                                 f"disconnected: {rc}")
+        client.on_connect = lambda c, u, f, rc, p: self._post(_settle, connected,
+                                                               connack_refusal(rc))
+        client.on_connect_fail = lambda c, u: self._post(_settle, connected, client.refusal())
+        client.on_disconnect = lambda c, u, f, rc, p: self._post(self._on_disconnect,
+                                                                 connected, rc)
         client.on_publish = lambda c, u, mid, rc, p: self._post(self._on_ack, mid, rc)
         client.on_message = lambda c, u, m: self._post(self._on_value, m.topic, bytes(m.payload))
         return client
@@ -172,6 +169,12 @@ class MqttPlcLink(SupervisedLink):
             except RuntimeError:
                 pass
 
+    def _on_disconnect(self, connected: asyncio.Future[Refusal | None],
+                       reason: ReasonCode) -> None:
+        """The connection that was up is gone (a refused one is `_open`'s to report)."""
+        if connected.done() and not connected.cancelled() and connected.result() is None:
+            self.mark_lost(f"disconnected: {reason}")
+
     def _on_ack(self, mid: int, reason: ReasonCode) -> None:
         fut = self._acks.pop(mid, None)
         if fut is not None and not fut.done():
@@ -197,6 +200,6 @@ def parse_value(payload: bytes) -> Value | None:
     return None
 
 
-def _settle(fut: asyncio.Future[ReasonCode], reason: ReasonCode) -> None:
+def _settle(fut: asyncio.Future[Refusal | None], refusal: Refusal | None) -> None:
     if not fut.done():
-        fut.set_result(reason)
+        fut.set_result(refusal)

@@ -104,6 +104,14 @@ class TopicMap:
     def agent_topic(self, kind: str) -> str:
         return self._fill(AGENT_TEMPLATE, kind)
 
+    def record_filter(self, kind: str, line: str | None = None,
+                      station: str | None = None) -> str:
+        """Subscription filter for the station records of `kind` (a `topics:` override
+        applies), '+' for the line and station not given (`edge-agent alerts --config`)."""
+        return _subscription(self.templates.get(kind) or STATION_TEMPLATE, prefix=self.prefix,
+                             site=self.site, agent_id=self.agent_id, kind=kind, line=line,
+                             station=station)
+
     @property
     def status_topic(self) -> str:
         return self.agent_topic("status")
@@ -139,8 +147,14 @@ class TopicMap:
 def alert_filter(prefix: str, site: str | None = None, line: str | None = None,
                  station: str | None = None, kind: str = "defect") -> str:
     """Subscription filter for the default station topics ('+' where not given)."""
-    levels = [prefix, site or "+", line or "+", station or "+", kind]
-    for v in levels[1:4]:
-        if v != "+":
-            check_level(v, "filter level")
-    return "/".join(levels)
+    return _subscription(STATION_TEMPLATE, prefix=prefix, site=site, agent_id=None, kind=kind,
+                         line=line, station=station)
+
+
+def _subscription(template: str, **values: str | None) -> str:
+    """`template` filled, '+' for the values not given; a level holding a '+' becomes '+'."""
+    for name in ("site", "line", "station"):
+        if values[name]:
+            check_level(values[name] or "", "filter level")
+    filled = template.format(**{k: v or "+" for k, v in values.items()})
+    return "/".join("+" if "+" in level else level for level in filled.split("/"))

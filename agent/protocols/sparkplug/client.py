@@ -1,9 +1,9 @@
 """Sparkplug B topics, the edge node's bdSeq counter, and its paho client.
 
-The client is the MQTT sink's `RecordingClient` (same TLS, credentials and refusal
-handling), with what Sparkplug 3.0 asks of an edge node's connection: a clean session
-(MQTT 5: clean start, session expiry 0) and NDEATH as the Last Will, QoS 1, not retained,
-carrying the bdSeq of this very connection. bdSeq goes up by one (mod 256) for every
+The client is the MQTT sink's `RecordingClient`, from the one builder (same TLS,
+credentials and refusal handling), with what Sparkplug 3.0 asks of an edge node's
+connection: a clean session (MQTT 5: clean start, session expiry 0) and NDEATH as the Last
+Will, QoS 1, not retained, carrying the bdSeq of this very connection. bdSeq goes up by one (mod 256) for every
 CONNECT and is kept in the state directory, so a restarted agent does not start a session
 with the bdSeq of the one a host may still have to see die.
 """
@@ -13,18 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from typing import TYPE_CHECKING, NamedTuple
 
 from agent.protocols.base import SinkContext
-from agent.protocols.mqtt.client import RecordingClient
+from agent.protocols.mqtt.client import RecordingClient, Will, build_mqtt_client
 from agent.protocols.sparkplug.payload import bdseq_payload
-from agent.protocols.tls_context import client_ssl_context
 
 if TYPE_CHECKING:
     from agent.protocols.sparkplug.config import SparkplugSinkConfig
@@ -33,8 +27,9 @@ log = logging.getLogger(__name__)
 NAMESPACE = "spBv1.0"
 
 
-@dataclass(frozen=True)
-class SpbTopics:
+class SpbTopics(NamedTuple):
+    """The topics of one edge node (`group`/`node`) and of its primary host, if any."""
+
     group: str
     node: str
     host: str | None
@@ -84,35 +79,26 @@ class BdSeq:
         return self.value
 
 
-def set_ndeath_will(client: mqtt.Client, topics: SpbTopics, bdseq: int) -> None:
-    props = Properties(PacketTypes.WILLMESSAGE) if client.protocol == mqtt.MQTTv5 else None
-    client.will_set(topics.node_topic("NDEATH"), bdseq_payload(bdseq), qos=1, retain=False,
-                    properties=props)
+class NodeDeath:
+    """The edge node's Last Will: NDEATH with the bdSeq of the connection about to be made
+    (the client builder calls it before every CONNECT; `bdseq` is then that connection's)."""
+
+    def __init__(self, topics: SpbTopics, counter: BdSeq) -> None:
+        self.topics = topics
+        self.counter = counter
+        self.bdseq = 0
+
+    def __call__(self) -> Will:
+        self.bdseq = self.counter.next()  # saved before the CONNECT goes out
+        return Will(self.topics.node_topic("NDEATH"), bdseq_payload(self.bdseq), qos=1)
 
 
-def connect_properties(cfg: SparkplugSinkConfig) -> Properties | None:
-    if cfg.protocol != "5":
-        return None
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0
-    return props
-
-
-def build_spb_client(cfg: SparkplugSinkConfig, ctx: SinkContext, where: str) -> RecordingClient:
-    """A configured paho client (not connected). ValueError (naming `where`) for unusable
-    TLS files. The Last Will is set by the sink before every CONNECT."""
-    client_id = cfg.client_id or f"{ctx.agent_id}-spb"
-    kwargs: dict[str, Any] = {"client_id": client_id}
-    if cfg.protocol == "5":
-        kwargs["protocol"] = mqtt.MQTTv5
-    else:
-        kwargs.update(protocol=mqtt.MQTTv311, clean_session=True)
-    client = RecordingClient(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
-    if cfg.username is not None:
-        password = cfg.password.get_secret_value() if cfg.password else None
-        client.username_pw_set(cfg.username, password)
-    if cfg.tls is not None:
-        client.tls_set_context(client_ssl_context(cfg.tls, ctx.base_dir, where))
-    client.reconnect_delay_set(1, max(1, int(cfg.reconnect_max_s)))
-    client.max_inflight_messages_set(max(20, cfg.outbox.batch_size))
-    return client
+def build_spb_client(cfg: SparkplugSinkConfig, ctx: SinkContext, where: str,
+                     death: NodeDeath) -> RecordingClient:
+    """A configured paho client (not connected): clean session, NDEATH as its Last Will.
+    ValueError (naming `where`) for unusable TLS files."""
+    return build_mqtt_client(cfg, where, ctx.base_dir, client_id=cfg.client_id or f"{ctx.agent_id}-spb",
+                             protocol=cfg.protocol, clean=True, session_expiry_s=0, will=death,
+                             reconnect_max_s=cfg.reconnect_max_s,
+                             max_inflight=max(20, cfg.outbox.batch_size),
+                             client_class=RecordingClient)

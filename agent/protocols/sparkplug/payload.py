@@ -23,30 +23,30 @@ from agent.protocols.sparkplug.sparkplug_b_pb2 import Payload
 BDSEQ = "bdSeq"
 REBIRTH = "Node Control/Rebirth"
 
-# station (device) telemetry: (metric name, datatype, key in the station snapshot)
-STATION_METRICS: tuple[tuple[str, int, str], ...] = (
-    ("Verdicts/OK", DT.UInt64, "ok"),
-    ("Verdicts/NG", DT.UInt64, "ng"),
-    ("Verdicts/UNKNOWN", DT.UInt64, "unknown"),
-    ("Verdicts/Last", DT.String, "last_verdict"),
-    ("Last Defect/Code", DT.Int32, "last_defect_code"),
-    ("Last Defect/Class", DT.String, "last_defect_class"),
-    ("Camera/State", DT.String, "camera_state"),
-    ("Camera/FPS", DT.Double, "fps"),
-    ("Camera/Frame Age ms", DT.Double, "frame_age_ms"),
-    ("Inference/p99 ms", DT.Double, "infer_p99_ms"),
-    ("Stop/Latched", DT.Boolean, "latched"),
-    ("PLC/Link", DT.String, "plc_link"),
+# (scope, metric name, datatype, key in the snapshot): a "station" metric is each station's
+# (device's) telemetry, a "node" metric the edge node's
+METRICS: tuple[tuple[str, str, int, str], ...] = (
+    ("station", "Verdicts/OK", DT.UInt64, "ok"),
+    ("station", "Verdicts/NG", DT.UInt64, "ng"),
+    ("station", "Verdicts/UNKNOWN", DT.UInt64, "unknown"),
+    ("station", "Verdicts/Last", DT.String, "last_verdict"),
+    ("station", "Last Defect/Code", DT.Int32, "last_defect_code"),
+    ("station", "Last Defect/Class", DT.String, "last_defect_class"),
+    ("station", "Camera/State", DT.String, "camera_state"),
+    ("station", "Camera/FPS", DT.Double, "fps"),
+    ("station", "Camera/Frame Age ms", DT.Double, "frame_age_ms"),
+    ("station", "Inference/p99 ms", DT.Double, "infer_p99_ms"),
+    ("station", "Stop/Latched", DT.Boolean, "latched"),
+    ("station", "PLC/Link", DT.String, "plc_link"),
+    ("node", "Health/Healthy", DT.Boolean, "healthy"),
+    ("node", "Outbox/Depth", DT.UInt64, "outbox_depth"),
+    ("node", "Properties/Version", DT.String, "version"),
+    ("node", "Properties/Site", DT.String, "site"),
+    ("node", "Properties/Agent Id", DT.String, "agent_id"),
+    ("node", "Properties/Models", DT.String, "models"),
 )
-# edge node telemetry: (metric name, datatype, key in the node snapshot)
-NODE_METRICS: tuple[tuple[str, int, str], ...] = (
-    ("Health/Healthy", DT.Boolean, "healthy"),
-    ("Outbox/Depth", DT.UInt64, "outbox_depth"),
-    ("Properties/Version", DT.String, "version"),
-    ("Properties/Site", DT.String, "site"),
-    ("Properties/Agent Id", DT.String, "agent_id"),
-    ("Properties/Models", DT.String, "models"),
-)
+STATION_METRICS = tuple((name, dt, key) for scope, name, dt, key in METRICS if scope == "station")
+NODE_METRICS = tuple((name, dt, key) for scope, name, dt, key in METRICS if scope == "node")
 _INT32 = {DT.Int8, DT.Int16, DT.Int32, DT.UInt8, DT.UInt16, DT.UInt32}
 _INT64 = {DT.Int64, DT.UInt64, DT.DateTime}
 

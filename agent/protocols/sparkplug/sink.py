@@ -7,8 +7,8 @@ NBIRTH (seq 0) and a DBIRTH per station. With `primary_host_id` the births wait 
 one starts, waiting for the host again. Records are sent only while the session is born and
 the host online: otherwise `send` raises SinkUnavailable and they stay in the outbox.
 
-paho runs its own network thread; every callback is handed to the asyncio loop, where all
-state below lives (as in the MQTT sink).
+The broker connection is the MQTT sink's `MqttSession` (paho's callbacks handed to the
+asyncio loop, refusals, PUBACKs); this module is the edge node on top of it.
 """
 
 from __future__ import annotations
@@ -16,184 +16,150 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
-
-from agent.logutil import RepeatLimiter
-from agent.protocols.base import SinkRejected, SinkState, SinkUnavailable, wire_payload
-from agent.protocols.mqtt.client import RecordingClient, describe_connack, describe_connect_error
-from agent.protocols.sparkplug.client import (
-    BdSeq,
-    SpbTopics,
-    connect_properties,
-    device_id,
-    set_ndeath_will,
-)
+from agent.protocols.base import SinkState, SinkUnavailable, wire_payload
+from agent.protocols.mqtt.client import RecordingClient
+from agent.protocols.mqtt.session import MqttSession, refused_by_broker
+from agent.protocols.sparkplug.client import NodeDeath, device_id
 from agent.protocols.sparkplug.node import EdgeNodeSession
 from agent.protocols.sparkplug.payload import bdseq_payload
 from agent.tasks import cancel_and_wait
 from agent.types import Record
 
 if TYPE_CHECKING:
-    from agent.protocols.base import SinkContext
     from agent.protocols.sparkplug.config import SparkplugSinkConfig
 
 log = logging.getLogger(__name__)
-CLOSE_ACK_TIMEOUT_S = 2.0
 
 
 class SparkplugSink:
-    def __init__(self, name: str, cfg: SparkplugSinkConfig, ctx: SinkContext,
-                 client: RecordingClient, where: str) -> None:
-        self.name = name
-        self.cfg = cfg
-        self.ctx = ctx
-        self.client = client
-        self.where = where
-        self.topics = SpbTopics(cfg.group_id, cfg.edge_node_id or ctx.agent_id,
-                                cfg.primary_host_id)
-        self.bdseq = BdSeq(Path(ctx.state_dir) / f"sparkplug-{name}.json")
-        self.session = EdgeNodeSession()
-        self._state = SinkState.STARTING
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn_bdseq = 0  # bdSeq of the current connection (its Will's)
+    def __init__(self, name: str, cfg: SparkplugSinkConfig, client: RecordingClient,
+                 death: NodeDeath) -> None:
+        self.name, self.cfg, self.client = name, cfg, client
+        self.death = death  # the Last Will: its bdseq is this connection's
+        self.topics = death.topics
+        self.session = MqttSession(client, log, cfg.reconnect_max_s)
+        self.where = self.session.where
+        self.node = EdgeNodeSession()
         self._connected = False
         self._born = False
         self._host_online = cfg.primary_host_id is None
         self._state_ts = -1  # timestamp of the last STATE message taken
-        self._pending: dict[int, asyncio.Future[None]] = {}
         self._devices_born: set[str] = set()
         self._restart: asyncio.Task[None] | None = None
-        self._last_error: str | None = None
-        self._refused = RepeatLimiter(log, where, logging.ERROR)
-        self._link = RepeatLimiter(log, where)
 
     # ---- the Sink seam -------------------------------------------------------------------
 
     @property
     def state(self) -> SinkState:
-        return self._state
+        return self.session.state
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        c = self.client
-        c.on_pre_connect = self._cb_pre_connect
-        c.on_connect = self._cb_connect
-        c.on_connect_fail = self._cb_connect_fail
-        c.on_disconnect = self._cb_disconnect
-        c.on_publish = self._cb_publish
-        c.on_message = self._cb_message
-        self._connect()
+        self.session.start(self, self.cfg.keepalive_s)
         log.info("%s: edge node %s/%s connecting", self.where, self.topics.group,
                  self.topics.node)
 
     async def send(self, batch: Sequence[Record]) -> None:
-        if self._state is not SinkState.CONNECTED:
+        if self.state is not SinkState.CONNECTED:
             raise SinkUnavailable(f"{self.where}: {self._why_down()}")
+        acks = self.session.new_acks()
         refused: dict[str, str] = {}
-        futures: list[asyncio.Future[None]] = []
-        for record in batch:
-            try:
-                data, topic = self._event_message(record)
-            except ValueError as exc:
-                refused[record.id] = str(exc)
-                continue
-            futures.append(self._publish(topic, data, self.cfg.record_qos))
-        if futures:
-            await self._await_all(futures)
-        if refused:
-            first = next(iter(refused.items()))
-            raise SinkRejected(f"{self.where}: {len(refused)} record(s) refused, first "
-                               f"{first[0]}: {first[1]}", list(refused))
+        mids: list[int] = []
+        try:
+            for record in batch:
+                try:
+                    data, topic = self._event_message(record)
+                except ValueError as exc:
+                    refused[record.id] = str(exc)
+                    continue
+                mids.append(self.session.publish(topic, data, self.cfg.record_qos, acks=acks,
+                                                 key=record.id))
+            if mids:
+                await self.session.await_acks(acks, mids, self.cfg.ack_timeout_s)
+        except SinkUnavailable:
+            self.session.forget(mids)
+            raise
+        refused.update(acks.refused)
+        refused_by_broker(self.where, refused)
 
     async def close(self) -> None:
-        if self._state is SinkState.CLOSED:
+        if self.state is SinkState.CLOSED:
             return
         born = self._born
-        self._state = SinkState.CLOSED
+        self.session.state = SinkState.CLOSED
         if self._restart is not None:
             await cancel_and_wait(self._restart)
         if born:  # a clean end: the devices, then the node, die on the record
-            for dev in list(self.session.devices):
-                self._publish(self.topics.device_topic("DDEATH", dev),
-                              self.session.ddeath(dev), 0)
+            for dev in list(self.node.devices):
+                self._send(self.topics.device_topic("DDEATH", dev), self.node.ddeath(dev))
             await self._ndeath()
-        self._fail_pending("sink closed")
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
+        await self.session.stop("sink closed")
         log.info("%s: closed", self.where)
 
-    # ---- telemetry (health loop) ---------------------------------------------------------
+    # ---- telemetry (health loop): a StatusPublisher -------------------------------------
 
     def set_birth(self, birth: dict[str, Any]) -> None:
         """The agent's identity (version, models) as node properties."""
-        self.session.node_values.update(
+        self.node.node_values.update(
             version=birth.get("version"), site=birth.get("site"),
             agent_id=birth.get("agent_id"),
             models=json.dumps(birth.get("models", []), separators=(",", ":")))
 
     async def publish_telemetry(self, kind: str, payload: dict[str, Any]) -> bool:
         if kind == "status" and "healthy" in payload:
-            self.session.node_values["healthy"] = bool(payload["healthy"])
-        return self._state is SinkState.CONNECTED
+            self.node.node_values["healthy"] = bool(payload["healthy"])
+        return self.state is SinkState.CONNECTED
 
     async def publish_snapshot(self, snapshot: dict[str, Any]) -> None:
         """Station telemetry (agent.runtime.station_snapshot): NDATA / DDATA of what
         changed, DBIRTH for a station seen for the first time, DDEATH for one gone."""
-        self.session.node_values["outbox_depth"] = snapshot.get("outbox_depth", {}).get(self.name)
+        self.node.node_values["outbox_depth"] = snapshot.get("outbox_depth", {}).get(self.name)
         stations = {device_id(*key.split("/", 1)): values
                     for key, values in snapshot.get("stations", {}).items()}
-        gone = [dev for dev in self.session.devices if dev not in stations]
+        gone = [dev for dev in self.node.devices if dev not in stations]
         for dev, values in stations.items():
-            self.session.define_device(dev)
-            self.session.devices[dev] = dict(values)
+            self.node.define_device(dev)
+            self.node.devices[dev] = dict(values)
         if not self._born:
             return
-        self._send_if(self.topics.node_topic("NDATA"), self.session.ndata())
+        self._send(self.topics.node_topic("NDATA"), self.node.ndata())
         for dev in stations:
             if dev not in self._devices_born:
                 self._dbirth(dev)
             else:
-                self._send_if(self.topics.device_topic("DDATA", dev), self.session.ddata(dev))
+                self._send(self.topics.device_topic("DDATA", dev), self.node.ddata(dev))
         for dev in gone:
-            self._publish(self.topics.device_topic("DDEATH", dev), self.session.ddeath(dev), 0)
+            self._send(self.topics.device_topic("DDEATH", dev), self.node.ddeath(dev))
             self._devices_born.discard(dev)
-            del self.session.devices[dev]
+            del self.node.devices[dev]
 
     # ---- session -------------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        self.client.connect_async(self.cfg.host, self.cfg.port, self.cfg.keepalive_s,
-                                  clean_start=True, properties=connect_properties(self.cfg))
-        self.client.loop_start()
-
     def _births(self) -> None:
         """NBIRTH (seq 0, this connection's bdSeq), then a DBIRTH per known station."""
-        self._publish(self.topics.node_topic("NBIRTH"), self.session.nbirth(self._conn_bdseq), 0)
+        self._send(self.topics.node_topic("NBIRTH"), self.node.nbirth(self.death.bdseq))
         self._born = True
         self._devices_born = set()
-        for dev in self.session.devices:
+        for dev in self.node.devices:
             self._dbirth(dev)
-        self._state = SinkState.CONNECTED
-        log.info("%s: edge node born (bdSeq %d, %d device(s))", self.where, self._conn_bdseq,
+        self.session.state = SinkState.CONNECTED
+        log.info("%s: edge node born (bdSeq %d, %d device(s))", self.where, self.death.bdseq,
                  len(self._devices_born))
 
     def _dbirth(self, dev: str) -> None:
-        self._publish(self.topics.device_topic("DBIRTH", dev), self.session.dbirth(dev), 0)
+        self._send(self.topics.device_topic("DBIRTH", dev), self.node.dbirth(dev))
         self._devices_born.add(dev)
 
     def _event_message(self, record: Record) -> tuple[bytes, str]:
         payload = wire_payload(record)
         if record.line is None or record.station is None:
-            return self.session.event(record, payload, None), self.topics.node_topic("NDATA")
+            return self.node.event(record, payload, None), self.topics.node_topic("NDATA")
         dev = device_id(record.line, record.station)
         if dev not in self._devices_born:
             self._dbirth(dev)
-        return (self.session.event(record, payload, dev),
+        return (self.node.event(record, payload, dev),
                 self.topics.device_topic("DDATA", dev))
 
     def _on_state(self, data: bytes) -> None:
@@ -222,152 +188,53 @@ class SparkplugSink:
     async def _restart_session(self) -> None:
         """End this session (NDEATH, disconnect) and start a new one (new bdSeq)."""
         self._born = False
-        self._state = SinkState.DISCONNECTED
+        self.session.state = SinkState.DISCONNECTED
         await self._ndeath()
-        self.client.disconnect()
-        await asyncio.to_thread(self.client.loop_stop)
-        self._fail_pending("session ended: primary host offline")
-        if self._state is not SinkState.CLOSED:
-            self._connect()
+        await self.session.stop("session ended: primary host offline")
+        if self.state is not SinkState.CLOSED:
+            self.client.start(self.cfg.keepalive_s)
 
     async def _ndeath(self) -> None:
-        fut = self._publish(self.topics.node_topic("NDEATH"), bdseq_payload(self._conn_bdseq), 1)
-        try:
-            await asyncio.wait_for(fut, CLOSE_ACK_TIMEOUT_S)
-        except (TimeoutError, SinkUnavailable):
-            log.warning("%s: NDEATH not acknowledged; the Last Will covers it", self.where)
+        await self.session.publish_last("NDEATH", self.topics.node_topic("NDEATH"),
+                                        bdseq_payload(self.death.bdseq), retain=False)
 
-    # ---- publishing ----------------------------------------------------------------------
-
-    def _send_if(self, topic: str, data: bytes | None) -> None:
+    def _send(self, topic: str, data: bytes | None) -> None:
+        """Births, deaths and telemetry at QoS 0 (nobody waits for them); None: nothing."""
         if data is not None:
-            self._publish(topic, data, 0)
+            try:
+                self.session.publish(topic, data, 0)
+            except SinkUnavailable:  # lost meanwhile: born again at the next connect
+                pass
 
-    def _publish(self, topic: str, data: bytes, qos: int) -> asyncio.Future[None]:
-        """Publish; the future settles when paho reports it sent (QoS 0) or acknowledged."""
-        assert self._loop is not None
-        fut: asyncio.Future[None] = self._loop.create_future()
-        info = self.client.publish(topic, data, qos=qos, retain=False)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            fut.set_exception(SinkUnavailable(f"publish failed: {mqtt.error_string(info.rc)}"))
-            fut.exception()  # retrieved: a telemetry publish nobody awaits must not warn
-        else:
-            self._pending[info.mid] = fut
-        return fut
+    # ---- the session's owner (on the loop) ---------------------------------------------
 
-    async def _await_all(self, futures: list[asyncio.Future[None]]) -> None:
-        try:
-            await asyncio.wait_for(asyncio.gather(*futures), self.cfg.ack_timeout_s)
-        except TimeoutError:
-            raise SinkUnavailable(f"{self.where}: PUBACK(s) not received within "
-                                  f"{self.cfg.ack_timeout_s:g} s") from None
-        except SinkUnavailable as exc:
-            raise SinkUnavailable(f"{self.where}: {exc}") from None
-
-    def _fail_pending(self, why: str) -> None:
-        pending, self._pending = self._pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(SinkUnavailable(f"connection lost before PUBACK ({why})"))
-                fut.exception()
-
-    # ---- paho callbacks (network thread) -> loop -----------------------------------------
-
-    def _post(self, fn: Callable[..., None], *args: Any) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:
-            pass
-
-    def _cb_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
-        bd = self.bdseq.next()  # before the CONNECT: its Will carries this bdSeq
-        set_ndeath_will(client, self.topics, bd)
-        self._conn_bdseq = bd
-
-    def _cb_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        self._post(self._on_connect, reason)
-
-    def _cb_connect_fail(self, _c: Any, _u: Any) -> None:
-        self._post(self._on_connect_error, self.client.last_connect_error)
-
-    def _cb_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        self._post(self._on_disconnect, reason)
-
-    def _cb_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        self._post(self._on_ack, mid, reason)
-
-    def _cb_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._post(self._on_message, msg.topic, bytes(msg.payload))
-
-    # ---- on the loop ---------------------------------------------------------------------
-
-    def _on_connect(self, reason: ReasonCode) -> None:
-        if self._state is SinkState.CLOSED:
-            return
-        if reason.is_failure:
-            self._refuse(*describe_connack(reason))
-            return
+    def session_up(self, properties: Any) -> None:
         self._connected = True
-        self._last_error = None
-        self._refused.recovered("connected")
-        self._link.recovered("connected")
         c, t = self.client, self.topics
         c.subscribe(t.node_topic("NCMD"), qos=1)
         c.subscribe(t.device_topic("DCMD", "+"), qos=1)
         if t.state_topic is not None:
-            self._state = SinkState.DISCONNECTED
+            self.session.state = SinkState.DISCONNECTED
             c.subscribe(t.state_topic, qos=1)
-            log.info("%s: connected; waiting for primary host %s", self.where, t.host)
+            log.info("%s: waiting for primary host %s", self.where, t.host)
         elif not self._born:
             self._births()
 
-    def _on_connect_error(self, exc: BaseException | None) -> None:
-        if self._state is not SinkState.CLOSED:
-            self._refuse(*describe_connect_error(exc))
-
-    def _refuse(self, reason: str, for_good: bool) -> None:
-        self._last_error = reason
-        if for_good:
-            self._state = SinkState.FAILED
-            self._refused.failure("%s; records stay in the outbox", reason)
-        else:
-            self._state = SinkState.DISCONNECTED
-            self._link.failure("%s; records stay in the outbox", reason)
-
-    def _on_disconnect(self, reason: ReasonCode) -> None:
+    def session_down(self) -> None:
         self._connected = False
         self._born = False
-        self._fail_pending(str(reason))
-        if self._state in (SinkState.CLOSED, SinkState.FAILED):
-            return
-        if self._state is SinkState.CONNECTED:
-            self._last_error = f"connection lost: {reason}"
-            self._link.failure("connection lost (%s); reconnecting", reason)
-        self._state = SinkState.DISCONNECTED
 
-    def _on_ack(self, mid: int, reason: ReasonCode) -> None:
-        fut = self._pending.pop(mid, None)
-        if fut is None or fut.done():
-            return
-        if reason.is_failure:
-            fut.set_exception(SinkUnavailable(f"broker refused: {reason}"))
-        else:
-            fut.set_result(None)
-
-    def _on_message(self, topic: str, data: bytes) -> None:
-        if self._state is SinkState.CLOSED:
+    def on_message(self, topic: str, payload: bytes) -> None:
+        if self.state is SinkState.CLOSED:
             return
         if topic == self.topics.state_topic:
-            self._on_state(data)
+            self._on_state(payload)
         elif topic == self.topics.node_topic("NCMD"):
-            self._on_ncmd(data)
+            self._on_ncmd(payload)
 
     def _on_ncmd(self, data: bytes) -> None:
         try:
-            rebirth = self.session.is_rebirth_request(data)
+            rebirth = self.node.is_rebirth_request(data)
         except Exception as exc:  # protobuf DecodeError: a foreign payload
             log.warning("%s: ignoring undecodable NCMD: %s", self.where, exc)
             return
@@ -378,4 +245,4 @@ class SparkplugSink:
     def _why_down(self) -> str:
         if self._connected and not self._host_online:
             return f"primary host {self.cfg.primary_host_id} is offline (STATE)"
-        return self._last_error or f"not connected ({self._state.value})"
+        return self.session.why_down()
