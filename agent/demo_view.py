@@ -29,14 +29,14 @@ def station_rows(agent: Agent) -> list[dict[str, Any]]:
         recent = list(rt.monitor.recent)
         ages = [r[0] for r in recent]
         infer = [r[1] for r in recent]
-        counts = agent.verdict_counts[key]
-        last = agent.last_defect.get(key)
+        counts = agent.pipeline.tally.verdict_counts[key]
+        last = agent.pipeline.tally.last_defect.get(key)
         view = agent.engine.station_state(rt.line, rt.name)
         rows.append({
             "station": key, "camera": f"{cam.state.value} {cam.fps:.1f} fps",
             "age_p50": _pct(ages, 50), "infer_p50": _pct(infer, 50), "infer_p99": _pct(infer, 99),
             "ok": counts["OK"], "ng": counts["NG"], "unknown": counts["UNKNOWN"],
-            "dropped": rt.slot.dropped + (rt.worker.stats().dropped_late if rt.worker else 0),
+            "dropped": rt.slot.dropped + rt.worker.stats().dropped_late,
             "last_defect": f"{last.defect_class} ({last.defect_code})" if last else "-",
             "latched": bool(getattr(view, "latched", False)),
         })

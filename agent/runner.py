@@ -21,14 +21,16 @@ Hook = Callable[[Agent], Awaitable[None]]
 
 
 async def run_agent(loaded: LoadedConfig, limits: RunLimits, during: Hook | None = None) -> int:
-    """Start, wait for a signal or a limit, shut down in order. Returns the exit code."""
-    agent = Agent(loaded, limits)
+    """Build, start, wait for a signal or a limit, shut down in order. Returns the exit code."""
+    agent: Agent | None = None
     loop = asyncio.get_running_loop()
     try:
+        agent = Agent(loaded, limits)  # a build that fails has released what it opened
         await agent.start()
     except StartupError as exc:
         print(f"edge-agent: cannot start: {exc}", file=sys.stderr)
-        await _abort(agent)
+        if agent is not None:
+            await _abort(agent)
         return EXIT_STARTUP
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.request_stop, signal.Signals(sig).name)

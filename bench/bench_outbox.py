@@ -123,7 +123,7 @@ async def router_enqueue(workdir: Path, seconds: float, producers: int,
     loop turn, holding back while `backlog` of theirs wait); durable when its commit returned."""
     path = workdir / "outbox.sqlite3"
     box = Outbox.open(path, OutboxSettings(synchronous="FULL"), {"mes": OutboxPolicy()})
-    router = RecordRouter(box, {}, lambda r: ("mes",))
+    router = RecordRouter(box, {}, {f"L1/{n}": ("mes",) for n in range(producers)}, ("mes",))
     made: dict[str, float] = {}
     lat: list[float] = []
     waiting = [0] * producers

@@ -47,7 +47,7 @@ from agent.capture.sources.opencv_source import (  # noqa: E402
     build_opencv_source,
 )
 from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
-from agent.config import parse_config  # noqa: E402
+from agent.configfile import parse_config  # noqa: E402
 from agent.protocols.base import wire_payload  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 from tests.support.ports import free_port, wait_port  # noqa: E402
@@ -119,8 +119,8 @@ class Probe:
         on_outcome = agent.on_outcome
 
         def count_only(rt: Any, insp: Any) -> None:
-            agent.inspections += 1
-            if agent.inspections >= (agent.limits.max_frames or 0):
+            agent.pipeline.tally.inspections += 1
+            if agent.pipeline.tally.inspections >= (agent.limits.max_frames or 0):
                 agent.request_stop("max-frames reached")
 
         on_insp: Any = agent._on_inspection if loop_work else count_only
@@ -346,7 +346,7 @@ async def viewer_rounds(tmp: Path, video: Path, args: argparse.Namespace, mqtt_p
             paced, agent = await run_once(tmp / f"p{r}v{n}", video, args.fps, args.frames,
                                           mqtt_port, plc_port, not args.one_thread, viewers=n)
             ack[n] += paced.plc_ms
-            console = agent.health.console.console
+            console = agent.console.console
             if console is not None:
                 encoded[n] += sum(console.live.encoded.values())
                 cpu[n] += console.live.encode_s

@@ -175,7 +175,7 @@ sys.exit(main())
 ACCOUNTED = r'''
 import atexit, collections, json, sys, time
 import agent.app as app, agent.decision.engine as eng, agent.health.metrics as met
-import agent.health.drift as dr, agent.runtime.station as st
+import agent.health.drift as dr, agent.runtime.pipeline as pl, agent.runtime.station as st
 import asyncio.base_events as be
 acc = collections.Counter()
 def wrap(cls, name, label):
@@ -191,7 +191,7 @@ def wrap(cls, name, label):
 wrap(be.BaseEventLoop, "_run_once", "loop")
 wrap(app.Agent, "_on_inspection", "inspection")
 wrap(eng.DecisionEngine, "on_inspection", "decision")
-wrap(app.Agent, "apply", "apply")
+wrap(pl.StationPipeline, "apply", "apply")
 wrap(met.Metrics, "observe_inspection", "metrics")
 wrap(dr.DriftMonitor, "observe", "drift")
 atexit.register(lambda: print("ACCOUNTED " + json.dumps(acc), file=sys.stderr))

@@ -57,14 +57,18 @@ class Attempts:
 
 
 class Delivery:
-    """Runs the attempts of one command over `link`; `on_request()` counts each request."""
+    """Runs the attempts of one command over `link`; `on_request()` counts each request,
+    `on_attempt()` runs after each attempt (its strobe answered, refused or failed, or the
+    data before it failed)."""
 
     def __init__(self, link: PlcLink, cmd: Command, plan: Plan, request_timeout: float,
                  retry_s: float, clock: Callable[[], float] = time.monotonic,
-                 on_request: Callable[[], None] = lambda: None) -> None:
+                 on_request: Callable[[], None] = lambda: None,
+                 on_attempt: Callable[[], None] = lambda: None) -> None:
         self.link, self.cmd, self.plan = link, cmd, plan
         self.request_timeout, self.retry_s, self.clock = request_timeout, retry_s, clock
         self.on_request = on_request
+        self.on_attempt = on_attempt
         self.att = Attempts(data_pending=bool(plan.data))
 
     def remaining(self) -> float:
@@ -89,7 +93,9 @@ class Delivery:
                 att.last += (f"; no retry: {remaining * 1000:.0f} ms left, a write needs "
                              f"about {self.needed_s() * 1000:.0f} ms")
                 break
-            if await self._attempt() is False:
+            tried = await self._attempt()
+            self.on_attempt()
+            if tried is False:
                 await asyncio.sleep(max(0.0, min(self.retry_s, self.remaining())))
         if att.acked_at is not None:
             await self._after()

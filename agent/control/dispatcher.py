@@ -10,6 +10,12 @@ anything was sent: never written, also not after a reconnect); see `delivery`.
 The outputs it sets are kept as intended by an `OutputKeeper` (pulse ends retried
 until done, everything written again after a reconnect); `defect_count` and
 `last_event_seq` come from `CommandCounters` (persisted when given a file).
+
+`submit` returns the command's "sent" future: resolved once its first attempt is over
+(the strobe answered, refused or failed: the PLC has seen it if it could), or, when no
+attempt is made, once its outcome is reported (expired, no signal mapped, stopped).
+Whatever follows a command off the stop path (its audit line, the bookkeeping of the
+decision, records held for evidence) chains on it; `stop()` never leaves one pending.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from agent.types import Command, CommandKind, CommandOutcome, OutcomeStatus
 
 log = logging.getLogger(__name__)
 StationKey = tuple[str, str]
+Job = tuple[Command, "asyncio.Future[None]"]  # a command and its "sent" future
 
 
 @dataclass
@@ -81,10 +88,11 @@ class CommandDispatcher:
         self.outputs = OutputKeeper(link, request_timeout, clock=clock, low_at_start=sorted(
             {sig.reject for sig in signals.values() if sig.reject}),
             may_write=lambda: not self._busy)
-        self._queue: asyncio.Queue[Command] = asyncio.Queue()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._check: asyncio.Task[None] | None = None
         self._current: Delivery | None = None  # of the command in progress
+        self._sent: asyncio.Future[None] | None = None  # of the command in progress
         self._stats = DispatcherStats()
         self._limiter = RepeatLimiter(log, f"commands to plc {link.name}")
 
@@ -113,27 +121,30 @@ class CommandDispatcher:
             await cancel_and_wait(self._task)
             self._task = None
         while not self._queue.empty():  # left over after the flush: reported, never sent
-            cmd = self._queue.get_nowait()
-            self._finish(cmd, self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
-                                            error="dispatcher stopped before it was sent"))
+            cmd, sent = self._queue.get_nowait()
+            self._finish(cmd, sent, self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
+                                                  error="dispatcher stopped before it was sent"))
             self._queue.task_done()
         await self.outputs.stop(self.flush_timeout)
         await self.counters.close()
 
-    def submit(self, cmd: Command) -> None:
-        """Non-blocking: queue the command for the dispatcher task."""
+    def submit(self, cmd: Command) -> asyncio.Future[None]:
+        """Non-blocking (on the loop): queue the command for the dispatcher task; returns
+        its "sent" future (see the module docstring), never failed or cancelled by us."""
         self._stats.submitted += 1
-        self._queue.put_nowait(cmd)
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((cmd, sent))
+        return sent
 
     # -- worker ---------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
-            cmd = await self._queue.get()
-            self._current, self._busy = None, True
+            cmd, sent = await self._queue.get()
+            self._current, self._sent, self._busy = None, sent, True
             try:
                 outcome = await self._execute(cmd)
             except asyncio.CancelledError:  # stopped mid-command: still reported, exactly once
-                self._finish(cmd, self._stopped_mid_command(cmd))
+                self._finish(cmd, sent, self._stopped_mid_command(cmd))
                 raise
             except Exception as exc:  # a bug in a link or a plan: reported, the task goes on
                 log.exception("plc %s: %s %s failed unexpectedly", self.link.name, cmd.kind,
@@ -142,7 +153,7 @@ class CommandDispatcher:
             finally:
                 self._busy = self._queue.qsize() > 0
                 self._queue.task_done()
-            self._finish(cmd, outcome)
+            self._finish(cmd, sent, outcome)
 
     async def _execute(self, cmd: Command) -> CommandOutcome:
         if cmd.expired(self.clock()):  # before planning: an unsent command takes no number
@@ -153,7 +164,7 @@ class CommandDispatcher:
             return self._outcome(cmd, OutcomeStatus.FAILED, 0,
                                  error=f"no PLC signal mapped for {cmd.kind} at {cmd.line}/{cmd.station}")
         self._current = d = Delivery(self.link, cmd, plan, self.request_timeout, self.retry_s,
-                                     self.clock, self._count_request)
+                                     self.clock, self._count_request, self._attempted)
         if cmd.kind is CommandKind.REJECT:
             self.outputs.pulse_begins(plan.strobe.address)
         att = await d.run()
@@ -174,6 +185,11 @@ class CommandDispatcher:
 
     def _count_request(self) -> None:
         self._stats.write_attempts += 1
+
+    def _attempted(self) -> None:
+        """The first attempt of the command in progress is over: it is "sent"."""
+        if self._sent is not None:
+            _resolve(self._sent)
 
     def _keep_outputs(self, cmd: Command, plan: Plan, d: Delivery) -> None:
         """Tell the keeper what the PLC's outputs should now be."""
@@ -214,7 +230,8 @@ class CommandDispatcher:
                  latency_ms: float | None = None, error: str | None = None) -> CommandOutcome:
         return CommandOutcome(cmd, status, attempts, self.clock(), latency_ms, error)
 
-    def _finish(self, cmd: Command, outcome: CommandOutcome) -> None:
+    def _finish(self, cmd: Command, sent: asyncio.Future[None], outcome: CommandOutcome) -> None:
+        _resolve(sent)  # its callbacks run before the outcome's (scheduled in this order)
         self._count(outcome)
         if outcome.status is not OutcomeStatus.ACKED:
             log.error("plc %s: %s %s for %s/%s %s: %s", self.link.name, cmd.kind, outcome.status,
@@ -243,3 +260,8 @@ class CommandDispatcher:
             if outcome.error and outcome.error.startswith("PLC refused"):
                 st.refused += 1
                 st.last_refusal = outcome.error
+
+
+def _resolve(sent: asyncio.Future[None]) -> None:
+    if not sent.done():
+        sent.set_result(None)

@@ -1,8 +1,8 @@
 """Builds the evidence branch of a running agent: store, retention, writer, capture hook.
 
-The agent calls `on_decision()` where it acts on verdicts (after the commands were
-handed to their dispatchers) and `route()` for command outcomes; both end in the
-record router. Metrics: edge_agent_evidence_writer_* and edge_agent_evidence_store_*
+The station pipeline calls `on_decision()` where it acts on verdicts (once a command of
+the decision was sent, agent.runtime.pipeline) and the outcome handler `route()` for
+command outcomes; both end in the record router. Metrics: edge_agent_evidence_writer_* and edge_agent_evidence_store_*
 (stats registry, docs/metrics.md).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from agent.evidence.http_route import PREFIX, EvidenceRoute
 from agent.evidence.retention import Retention
 from agent.evidence.store import EvidenceStore
 from agent.evidence.writer import EvidenceWriter
+from agent.health.registry import StatsRegistry
 from agent.protocols.base import EvidenceTaker
 from agent.types import Inspection, Record, RecordKind, new_event_id, utc_now
 
@@ -37,22 +39,28 @@ def url_base(cfg: EvidenceConfig, listen: str) -> str:
 
 
 class EvidenceWiring:
-    def __init__(self, agent: Any) -> None:
-        self.agent = agent
-        cfg: EvidenceConfig = agent.cfg.evidence
+    def __init__(self, cfg: EvidenceConfig, state_dir: Path, listen: str, site: str,
+                 agent_id: str, submit: Callable[[Record], None], sinks: Mapping[str, Any],
+                 station_sinks: Callable[[str, str], Sequence[str]],
+                 stats: StatsRegistry) -> None:
+        """`listen`: the health server's address (image URLs); `submit`: the record router;
+        `station_sinks(line, station)`: where a station's records go (the router's routes)."""
         self.cfg = cfg
-        self.store = EvidenceStore(evidence_root(agent.state_dir))
+        self.site, self.agent_id = site, agent_id
+        self.sinks = sinks
+        self.station_sinks = station_sinks
+        self.store = EvidenceStore(evidence_root(state_dir))
         self.retention = Retention(self.store, cfg.max_bytes, cfg.max_age_s, cfg.min_free_bytes)
-        self.writer = EvidenceWriter(self.store, self.retention, cfg,
-                                     url_base(cfg, agent.cfg.health.listen))
-        self.capture = EvidenceCapture(cfg, self.writer, agent.router.submit, self._waits_for,
-                                       self._alarm, static={"site": agent.cfg.site,
-                                                            "agent_id": agent.cfg.agent_id})
+        self.writer = EvidenceWriter(self.store, self.retention, cfg, url_base(cfg, listen))
+        self.capture = EvidenceCapture(cfg, self.writer, submit, self._waits_for, self._alarm,
+                                       static={"site": site, "agent_id": agent_id})
         self.route_handler = EvidenceRoute(self.store)
+        stats.register("evidence_writer", self.writer.snapshot)
+        stats.register("evidence_store", lambda: dataclasses.replace(self.retention.stats))
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.capture.bind(loop)
-        for sink in self.agent.sinks.values():  # sinks that take files deliver the images
+        for sink in self.sinks.values():  # sinks that take files deliver the images
             if isinstance(sink, EvidenceTaker):
                 sink.attach_evidence(self.store)
         try:
@@ -62,9 +70,6 @@ class EvidenceWiring:
         else:
             log.info("evidence: saving images under %s (edge-agent evidence list --dir %s)",
                      self.store.root, self.store.root)
-        self.agent.metrics.stats.register("evidence_writer", self.writer.snapshot)
-        self.agent.metrics.stats.register("evidence_store",
-                                          lambda: dataclasses.replace(self.retention.stats))
 
     def serve_on(self, server: Any) -> None:
         """Register GET /evidence/... on the health server (same token as /status)."""
@@ -85,15 +90,13 @@ class EvidenceWiring:
         self.capture.flush()
 
     def _waits_for(self, line: str, station: str) -> tuple[str, ...]:
-        rt = self.agent.stations.get(f"{line}/{station}")
-        names = rt.cfg.sinks if rt is not None else []
-        return tuple(n for n in names
-                     if getattr(self.agent.sinks.get(n), "takes_evidence", False))
+        return tuple(n for n in self.station_sinks(line, station)
+                     if getattr(self.sinks.get(n), "takes_evidence", False))
 
     def _alarm(self, event: str, line: str, station: str, camera: str, reason: str) -> Record:
         eid, now = new_event_id(), utc_now()
-        payload = AlarmPayload(event_id=eid, time=now, site=self.agent.cfg.site,
-                               agent_id=self.agent.cfg.agent_id, line=line, station=station,
+        payload = AlarmPayload(event_id=eid, time=now, site=self.site,
+                               agent_id=self.agent_id, line=line, station=station,
                                camera=camera or None, event=event,  # type: ignore[arg-type]
                                reason=reason)
         return Record(id=eid, kind=RecordKind.ALARM, payload=payload.model_dump(mode="json"),

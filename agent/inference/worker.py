@@ -12,6 +12,13 @@ the model runs on the current one and hands it over through a one-place buffer: 
 saturated station the model never waits for pre-processing (on 2+ cores), and the frame
 it gets is at most one inference older than the newest. The budget check is repeated
 when inference starts, so a frame that waited too long is still dropped, not inspected.
+
+A triggered station's worker (`triggered=True`) takes no frame of its own: each
+`request(t, timeout, done)` (one per PLC trigger) is served in turn on the worker thread,
+with the first frame captured after `t` (waited for until `timeout` seconds after the
+request), and `done(inspection)` gets it, or `done(None)` when no such frame came (or the
+worker stopped). That frame is the part's only one, so it is inspected whatever its age;
+it counts in the worker's stats (inspected, errors, busy, progress) like any other.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent.capture.slot import LatestFrame
 from agent.inference.runner import ModelRunner, Prepared
@@ -34,12 +42,24 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1  # how often an idle or paused worker looks at stop / pause / warm-up
 BUSY_WINDOW_S = 10.0
 _END = None  # the preparing thread's last hand-over: the source ended (or it crashed)
+Done = Callable[[Inspection | None], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """Triggered mode: inspect the first frame captured after `after`, waited for until
+    `deadline` (both monotonic), and hand it (or None) to `done` on the worker thread."""
+
+    after: float
+    deadline: float
+    done: Done
 
 
 class InferenceWorker:
     def __init__(self, key: str, runner: ModelRunner, slot: LatestFrame, budget_ms: float,
                  on_result: Callable[[str, Inspection], None],
-                 clock: Callable[[], float] = time.monotonic, prepare_ahead: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, prepare_ahead: bool = True,
+                 triggered: bool = False) -> None:
         self.key = key
         self.runner = runner
         self.slot = slot
@@ -51,7 +71,9 @@ class InferenceWorker:
         self._paused = False
         self._thread: threading.Thread | None = None
         self._preparer: threading.Thread | None = None
-        self.prepare_ahead = prepare_ahead
+        self.prepare_ahead = prepare_ahead and not triggered
+        self.triggered = triggered
+        self._requests: queue.Queue[Request] = queue.Queue()
         self._ready: queue.Queue[Prepared | None] = queue.Queue(maxsize=1)
         self._late = RepeatLimiter(log, f"station {key}")
         self._late_ahead = RepeatLimiter(log, f"station {key} (preparing)")  # its own thread
@@ -68,7 +90,8 @@ class InferenceWorker:
         if self._thread is not None:
             raise RuntimeError(f"inference worker {self.key!r} already started")
         self._started = self._last_loop = self.clock()
-        target = self._run_ahead if self.prepare_ahead else self._run
+        target = (self._run_triggered if self.triggered else
+                  self._run_ahead if self.prepare_ahead else self._run)
         self._thread = threading.Thread(target=target, name=f"infer-{self.key}", daemon=True)
         if self.prepare_ahead:
             self._preparer = threading.Thread(target=self._prepare_loop, daemon=True,
@@ -89,6 +112,8 @@ class InferenceWorker:
             if self._thread.is_alive():
                 log.error("station %s: inference worker still busy after %.1f s (model %s)",
                           self.key, timeout, self.runner.name)
+                return
+        self._refuse_requests()  # none is left waiting once the thread has ended
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker to end (e.g. after its source ended); True when it has."""
@@ -115,7 +140,44 @@ class InferenceWorker:
             self._cond.notify_all()
         log.info("station %s: inspection resumed", self.key)
 
+    def request(self, after: float, timeout: float, done: Done) -> None:
+        """Triggered mode: inspect the first frame captured after `after` (see the module
+        docstring); never blocks. `done` runs on the worker thread (or here, once stopped)."""
+        self._requests.put(Request(after, self.clock() + timeout, done))
+        if self._stopping and (self._thread is None or not self._thread.is_alive()):
+            self._refuse_requests()
+
     # -- the thread ------------------------------------------------------------------------
+
+    def _run_triggered(self) -> None:
+        """Triggered mode: requests in turn; re-warms while idle (a part after a pause
+        must not pay for a cold model)."""
+        try:
+            while not self._stopping:
+                self._last_loop = self.clock()
+                try:
+                    req = self._requests.get(timeout=POLL_S)
+                except queue.Empty:
+                    self.runner.maybe_rewarm()
+                    continue
+                frame = self.slot.get_after(req.after, max(0.0, req.deadline - self.clock()))
+                insp = None
+                if frame is not None:
+                    start = self.clock()
+                    insp = self.runner.infer(frame)
+                    self._count(start, insp)
+                _answer(req, insp)
+        except Exception:  # a bug must not end inspection silently
+            log.exception("station %s: inference worker crashed", self.key)
+        finally:
+            self._refuse_requests()
+
+    def _refuse_requests(self) -> None:
+        while True:
+            try:
+                _answer(self._requests.get_nowait(), None)
+            except queue.Empty:
+                return
 
     def _run(self) -> None:
         try:
@@ -207,9 +269,12 @@ class InferenceWorker:
             self._inspect(start, self.runner.infer(frame))
 
     def _inspect(self, start: float, inspection: Inspection) -> None:
+        self._deliver(inspection)
+        self._count(start, inspection)
+
+    def _count(self, start: float, inspection: Inspection) -> None:
         if inspection.error is not None:
             self._errors += 1
-        self._deliver(inspection)
         end = self.clock()
         self._inspected += 1
         self._last_progress = end
@@ -244,3 +309,10 @@ class InferenceWorker:
         return WorkerStats(self._inspected, self._dropped_late, self._errors,
                            self._callback_errors, self._busy_fraction(now), self._last_progress,
                            self._last_loop, self._paused, running)
+
+
+def _answer(req: Request, insp: Inspection | None) -> None:
+    try:
+        req.done(insp)
+    except Exception:  # the caller's hand-over must not end the worker
+        log.exception("triggered inspection: result hand-over failed")

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from agent.audit import AuditLog
+
+
+class Audit(Protocol):
+    """What a component needs of the audit: one line per event (never blocks)."""
+
+    def write(self, event: str, **fields: Any) -> Any: ...
 
 
 class AuditWriter:

@@ -12,34 +12,65 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.control.heartbeat import StatusBits
+from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.decision.payloads import MetricsPayload, ModelStatus, StationStatus, StatusPayload
-from agent.health.metrics import GaugeSample
+from agent.health.metrics import GaugeSample, Metrics
 from agent.health.sdnotify import SdNotifier, StatusLine
 from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
 from agent.protocols.base import CommandSource, SinkState, SnapshotPublisher, StatusPublisher
+from agent.runtime.audit_writer import Audit
 from agent.runtime.plc_health import PlcHealth
-from agent.runtime.station_snapshot import station_snapshot
 from agent.tasks import cancel_and_wait
-from agent.types import utc_now
-from agent.web.wiring import ConsoleWiring
+from agent.types import Record, utc_now
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.capture.camera import Camera
+    from agent.configfile import AgentConfig
+    from agent.decision.engine import DecisionEngine
+    from agent.inference.runner import ModelRunner
+    from agent.outbox.store import Outbox
+    from agent.protocols.base import Sink
+    from agent.protocols.link import PlcLink
+    from agent.runtime.station import StationRuntime
+
+
+@dataclass(frozen=True)
+class HealthPorts:
+    """What the health wiring reads and calls; callables for what changes while running."""
+
+    config: Callable[[], AgentConfig]  # the running config (a reload replaces it)
+    cameras: Mapping[str, Camera]
+    stations: Mapping[str, StationRuntime]
+    runners: Mapping[str, ModelRunner]
+    sinks: Mapping[str, Sink]
+    plc_links: Mapping[str, PlcLink]
+    heartbeats: Sequence[Heartbeat]
+    outbox: Outbox
+    metrics: Metrics
+    engine: DecisionEngine
+    audit: Audit
+    submit: Callable[[Record], None]  # the record router (PLC refusal alarms)
+    models: Callable[[], list[dict[str, Any]]]  # the birth message's models
+    lifecycle: Callable[[], list[dict[str, Any]]]  # the model lifecycle's status
+    reload_error: Callable[[], str | None]
+    inspections: Callable[[], int]
+    snapshot: Callable[[], dict[str, Any]]  # station telemetry for dialect sinks
 
 
 class HealthWiring:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, ports: HealthPorts) -> None:
+        self.p = ports
+        self.started = False
         self.critical = HealthChecks()
         self.advisory = HealthChecks()
         self.all = HealthChecks()
@@ -50,13 +81,13 @@ class HealthWiring:
         self._task: asyncio.Task[None] | None = None
         self.server: HealthServer | None = None
         self.watchdog: ProgressWatchdog | None = None
-        self.plcs = PlcHealth(agent, self._station_check, self._degraded)
+        self.plcs = PlcHealth(ports.stations, ports.heartbeats, self._station_check,
+                              self._degraded, ports.engine, ports.submit, ports.audit)
         self._published: tuple[object, ...] = ()
-        self.console = ConsoleWiring(self)
 
     # ------------------------------------------------------------ checks
     def _register(self) -> None:
-        a = self.agent
+        a = self.p
         for name, cam in a.cameras.items():
             self._add(True, f"camera:{name}", lambda c=cam: (
                 c.state.value == "streaming", f"state {c.state.value}"))
@@ -68,12 +99,12 @@ class HealthWiring:
         for name, sink in a.sinks.items():
             self._add(False, f"sink:{name}", lambda s=sink: (
                 s.state is SinkState.CONNECTED, f"state {s.state.value}"))
-        for name, link in a.plc.links.items():
+        for name, link in a.plc_links.items():
             self._add(False, f"plc:{name}", lambda lk=link: (
                 lk.state is SinkState.CONNECTED, f"state {lk.state.value}"))
         self._add(False, "outbox", self._outbox_check)
-        self._add(False, "config", lambda: (a.reload_error is None, a.reload_error or "ok"))
-        for hb in a.plc.heartbeats:  # /healthz and /status only: the heartbeat holds itself
+        self._add(False, "config", lambda: (a.reload_error() is None, a.reload_error() or "ok"))
+        for hb in a.heartbeats:  # /healthz and /status only: the heartbeat holds itself
             self.all.register(f"heartbeat:{hb.link.name}", self.plcs.check(hb))
 
     def _add(self, critical: bool, name: str, fn: Any) -> None:
@@ -87,14 +118,17 @@ class HealthWiring:
         return reason is None, reason or "inspecting"
 
     def _outbox_check(self) -> tuple[bool, str]:
-        st = self.agent.outbox.store_stats()
+        st = self.p.outbox.store_stats()
         if st.disk_full:
             return False, ("disk full: records are lost (counted)" if st.opened else
                            "disk full: outbox not open, records are lost (counted)")
-        return True, f"{sum(s.depth for s in self.agent.outbox.stats().values())} record(s) queued"
+        return True, f"{sum(s.depth for s in self.p.outbox.stats().values())} record(s) queued"
 
     def heartbeat_bits(self, plc: str | None) -> StatusBits:
-        """The PLC heartbeat's status word for `plc` (None: every station)."""
+        """The PLC heartbeat's status word for `plc` (None: every station); held (nothing
+        healthy) until health is started."""
+        if not self.started:
+            return StatusBits(healthy=False, camera_ok=False, model_ok=False, degraded=False)
         return self.plcs.bits(plc)
 
     def _degraded(self) -> bool:
@@ -102,7 +136,7 @@ class HealthWiring:
 
     # ------------------------------------------------------------ metrics
     def _gauges(self) -> Iterable[GaugeSample]:
-        a = self.agent
+        a = self.p
         out: list[GaugeSample] = []
         for name, cam in a.cameras.items():
             out.append(GaugeSample("edge_agent_camera_streaming", {"camera": name},
@@ -116,8 +150,9 @@ class HealthWiring:
             out.append(GaugeSample("edge_agent_sink_connected", {"sink": name},
                                    1.0 if sk.state is SinkState.CONNECTED else 0.0,
                                    "1 while the sink is connected"))
-            out += _operator_command_samples(name, sk.commands if isinstance(sk, CommandSource) else None)
-        for name, link in a.plc.links.items():
+            out += _operator_command_samples(
+                name, sk.commands if isinstance(sk, CommandSource) else None)
+        for name, link in a.plc_links.items():
             out.append(GaugeSample("edge_agent_plc_connected", {"plc": name},
                                    1.0 if link.state is SinkState.CONNECTED else 0.0,
                                    "1 while the PLC link is connected"))
@@ -134,45 +169,45 @@ class HealthWiring:
     # ------------------------------------------------------------ status
     def status(self) -> StatusPayload:
         """What /status serves and the MQTT status topic carries (retained)."""
-        a = self.agent
+        a, cfg = self.p, self.p.config()
         healthy, failing = self.all.evaluate()
         return StatusPayload(
-            state="online", agent_id=a.cfg.agent_id, site=a.cfg.site, version=__version__,
+            state="online", agent_id=cfg.agent_id, site=cfg.site, version=__version__,
             started=self.started_wall, time=utc_now(), healthy=healthy,
             failing=[f"{k}: {v}" for k, v in failing.items()],
-            models=[ModelStatus(**m) for m in a.birth()["models"]],
+            models=[ModelStatus(**m) for m in a.models()],
             stations=[StationStatus(line=rt.line, station=rt.name,
                                     state=self._station_state(rt))  # type: ignore[arg-type]
                       for rt in a.stations.values()],
-            model_lifecycle=a.lifecycle.status())
+            model_lifecycle=a.lifecycle())
 
     def status_json(self) -> dict[str, Any]:
         return self.status().model_dump(mode="json")
 
     def metrics_payload(self, at: datetime) -> MetricsPayload:
         """Every gauge and stats counter, for the MQTT metrics topic."""
-        samples = [*self.agent.metrics.stats.samples(), *self._gauges()]
+        samples = [*self.p.metrics.stats.samples(), *self._gauges()]
         values = {f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}": s.value
                   for s in samples}
-        return MetricsPayload(time=at, agent_id=self.agent.cfg.agent_id,
-                              site=self.agent.cfg.site, values=values)
+        cfg = self.p.config()
+        return MetricsPayload(time=at, agent_id=cfg.agent_id, site=cfg.site, values=values)
 
     def _station_state(self, rt: Any) -> str:
         if rt.paused:
             return "paused"
-        view = self.agent.engine.station_state(rt.line, rt.name)
+        view = self.p.engine.station_state(rt.line, rt.name)
         if getattr(view, "latched", False):
             return "stopped"
         return "inspecting" if self._station_check(rt)[0] else "impaired"
 
     def summary(self) -> str:
         """STATUS=: a refused reload first (until one is applied), then the counts."""
-        a = self.agent
+        a, error = self.p, self.p.reload_error()
         healthy, failing = self.all.evaluate()
         state = "healthy" if healthy else f"degraded: {', '.join(failing)}"
-        text = f"{len(a.stations)} station(s), {a.inspections} inspections, {state}"
-        if a.reload_error is not None:
-            text = f"reload refused: {first_error(a.reload_error)}; {text}"
+        text = f"{len(a.stations)} station(s), {a.inspections()} inspections, {state}"
+        if error is not None:
+            text = f"reload refused: {first_error(error)}; {text}"
         return text
 
     # ------------------------------------------------------------ reload (SIGHUP)
@@ -190,17 +225,16 @@ class HealthWiring:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        a = self.agent
+        a, cfg = self.p, self.p.config()
         self._register()
         a.metrics.add_gauge_source(self._gauges)
         a.metrics.stats.register("sd_notify", self.notifier.stats)
-        listen = a.cfg.health.listen
-        if listen:
-            self.server = HealthServer(listen, self.all, a.metrics, self.status_json,
-                                       a.cfg.health.token)
+        self.started = True
+        if cfg.health.listen:
+            self.server = HealthServer(cfg.health.listen, self.all, a.metrics, self.status_json,
+                                       cfg.health.token)
             await self.server.start()
             a.metrics.stats.register("health", self.server.stats)
-        await self.console.start()
         if self.notifier.watchdog_interval_s:
             stall = max(2.0, 4 * self.notifier.watchdog_interval_s)
             self.watchdog = ProgressWatchdog(self.notifier, self._progress, stall)
@@ -209,16 +243,16 @@ class HealthWiring:
         self._task = asyncio.create_task(self._loop(), name="health-loop")
 
     def _progress(self) -> dict[str, float]:
-        prog = {f"station:{k}": rt.last_progress() for k, rt in self.agent.stations.items()}
+        prog = {f"station:{k}": rt.last_progress() for k, rt in self.p.stations.items()}
         prog["loop"] = self._loop_beat
         return prog
 
     _loop_beat: float = 0.0
 
     async def _loop(self) -> None:
-        a = self.agent
+        a = self.p
         next_status = 0.0
-        interval = min((getattr(s, "status_interval_s", 10.0) for s in a.cfg.sinks.values()),
+        interval = min((getattr(s, "status_interval_s", 10.0) for s in a.config().sinks.values()),
                        default=10.0)
         expected = time.monotonic()
         while True:
@@ -253,28 +287,31 @@ class HealthWiring:
 
     def _status_signature(self) -> tuple[object, ...]:
         """Station states and whether each heartbeat counts: a change is published at once."""
-        return (tuple(self._station_state(rt) for rt in self.agent.stations.values())
+        return (tuple(self._station_state(rt) for rt in self.p.stations.values())
                 + tuple(self.heartbeat_bits(hb.link.name).healthy and hb.refusal is None
-                        for hb in self.agent.plc.heartbeats))
+                        for hb in self.p.heartbeats))
 
     def _all_inspecting(self) -> bool:
-        return all(rt.triggered or (rt.worker is not None and rt.worker.stats().inspected > 0)
-                   for rt in self.agent.stations.values())
+        return all(rt.triggered or rt.worker.stats().inspected > 0
+                   for rt in self.p.stations.values())
 
     async def _publish_status(self) -> None:
         status = self.status()
         doc = status.model_dump(mode="json")
         metrics = self.metrics_payload(status.time).model_dump(mode="json")
         snapshot: dict[str, Any] | None = None
-        for sink in self.agent.sinks.values():
+        for sink in self.p.sinks.values():
             if isinstance(sink, StatusPublisher):
                 await sink.publish_telemetry("status", doc)
                 await sink.publish_telemetry("metrics", metrics)
             if isinstance(sink, SnapshotPublisher):  # dialect sinks: Sparkplug B, HA discovery
-                snapshot = snapshot or station_snapshot(self.agent)
+                snapshot = snapshot or self.p.snapshot()
                 await sink.publish_snapshot(snapshot)
 
     async def stopping(self) -> None:
+        """STOPPING=1 and the loop ends (nothing when never started)."""
+        if not self.started:
+            return
         self.notifier.stopping()
         self.status_line.update("stopping")
         if self._task is not None:
@@ -284,7 +321,6 @@ class HealthWiring:
             await self.watchdog.stop()
 
     async def stop(self) -> None:
-        await self.console.stop()
         if self.server is not None:
             await self.server.stop()
 

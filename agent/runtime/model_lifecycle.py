@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,17 +25,20 @@ from agent.alarms import alarm_text
 from agent.config.models import ModelConfig
 from agent.configfile.root import AgentConfig
 from agent.health.metrics import GaugeSample
+from agent.health.registry import StatsRegistry
 from agent.inference.errors import ModelLoadError
 from agent.inference.runner import ModelRunner
 from agent.inference.swap import load_beside
 from agent.runtime import stats_sources
+from agent.runtime.audit_writer import Audit
 from agent.runtime.model_guard import ModelGuard, frame_classes
 from agent.runtime.model_records import rollback_alarm, switch_record
 from agent.runtime.shadow import ShadowRunner
-from agent.types import Inspection
+from agent.types import Inspection, Record
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.evidence.writer import EvidenceWriter
+    from agent.health.drift import DriftMonitor
     from agent.runtime.station import StationRuntime
 
 log = logging.getLogger(__name__)
@@ -72,17 +76,32 @@ async def _load(rt: StationRuntime, name: str, mc: ModelConfig, base: Path,
 
 
 class ModelLifecycle:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, runtimes: Mapping[str, StationRuntime], runners: dict[str, ModelRunner],
+                 config: Callable[[], AgentConfig], base_dir: Path, state_dir: Path,
+                 stats: StatsRegistry, audit: Audit, submit: Callable[[Record], None],
+                 drift: Mapping[str, DriftMonitor], evidence: EvidenceWriter | None) -> None:
+        """`runners`: the loaded models by name (a promoted one is added); `config()`: the
+        running config; `submit`: the record router; `evidence`: shadow disagreements'
+        images (None: evidence off)."""
+        self.runtimes = runtimes
+        self.runners = runners
+        self.config = config
+        self.base_dir = base_dir
+        self.state_dir = state_dir
+        self.stats = stats
+        self.audit = audit
+        self.submit = submit
+        self.drift = drift
+        self.evidence = evidence
         self.stations: dict[str, StationModels] = {
-            key: StationModels(rt.cfg.model) for key, rt in agent.stations.items()}
+            key: StationModels(rt.cfg.model) for key, rt in runtimes.items()}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------ shadow
     def start(self) -> None:
-        for rt in self.agent.stations.values():
+        for rt in self.runtimes.values():
             if rt.cfg.shadow:
-                self.set_shadow(rt, rt.cfg.shadow, self.agent.runners[rt.cfg.shadow])
+                self.set_shadow(rt, rt.cfg.shadow, self.runners[rt.cfg.shadow])
 
     def set_shadow(self, rt: StationRuntime, name: str | None,
                    runner: ModelRunner | None) -> None:
@@ -93,14 +112,12 @@ class ModelLifecycle:
         if name is None or runner is None:
             return
         worker = rt.worker
-        busy = (lambda: worker.stats().busy_fraction) if worker is not None else (lambda: 0.0)
-        where = self.agent.state_dir / "shadow" / f"{rt.line}_{rt.name}"
-        a = self.agent
-        wiring = getattr(a, "evidence", None)
-        evidence = wiring.writer if wiring is not None else None
+        busy = lambda: worker.stats().busy_fraction  # noqa: E731
+        where = self.state_dir / "shadow" / f"{rt.line}_{rt.name}"
+        cfg = self.config()
         sm.shadow = ShadowRunner(rt.key, runner, lambda: list(rt.cfg.rules), busy,
-                                 rt.cfg.shadow_options, where, evidence,
-                                 {"site": a.cfg.site, "agent_id": a.cfg.agent_id})
+                                 rt.cfg.shadow_options, where, self.evidence,
+                                 {"site": cfg.site, "agent_id": cfg.agent_id})
         sm.shadow.start()
         log.info("station %s: model %s (sha256 %s) runs in shadow", rt.key, name,
                  runner.info.sha256[:12])
@@ -139,15 +156,16 @@ class ModelLifecycle:
         if name is None:
             return self._refuse(rt, "promoted", source, name, "the station has no shadow model "
                                 "and the command names none")
-        mc = self.agent.cfg.models.get(name)
+        models = self.config().models
+        mc = models.get(name)
         if mc is None:
             return self._refuse(rt, "promoted", source, name, f"unknown model {name!r} "
-                                f"(known: {', '.join(sorted(self.agent.cfg.models))})")
+                                f"(known: {', '.join(sorted(models))})")
         if sm.switching:
             return self._refuse(rt, "promoted", source, name, "a switch is in progress")
         sm.switching = True
         try:
-            runner = await load_beside(name, mc, self.agent.loaded.base_dir, rt.runner)
+            runner = await load_beside(name, mc, self.base_dir, rt.runner)
         except ModelLoadError as exc:
             return self._refuse(rt, "promoted", source, name, str(exc))
         finally:
@@ -159,10 +177,10 @@ class ModelLifecycle:
     def _adopt(self, name: str, runner: ModelRunner, replace: bool) -> None:
         """The model's stats under its name (`edge_agent_model_*{model}`): a name not loaded
         at start is registered; a reload's new settings replace the running instance."""
-        runners = self.agent.runners
+        runners = self.runners
         if name not in runners:
             runners[name] = runner
-            stats_sources.model(self.agent.metrics.stats, runners, name)
+            stats_sources.model(self.stats, runners, name)
         elif replace:
             runners[name] = runner
 
@@ -202,9 +220,9 @@ class ModelLifecycle:
             text = alarm_text("model_rolled_back", reason=reason, guard=source[6:],
                               old=f"{old.info.name} {old.info.version} ({old.info.sha256[:12]})",
                               new=f"{runner.info.name} {runner.info.version}")
-            a = self.agent
-            a.router.submit(rollback_alarm(a.cfg.site, a.cfg.agent_id, rt.line, rt.name,
-                                           rt.cfg.camera, text))
+            cfg = self.config()
+            self.submit(rollback_alarm(cfg.site, cfg.agent_id, rt.line, rt.name,
+                                       rt.cfg.camera, text))
             log.error("station %s: %s", rt.key, text)
         return True
 
@@ -213,10 +231,10 @@ class ModelLifecycle:
         """Load every model the new config swaps in (production or shadow), beside the
         running ones; raises ModelLoadError naming the station, and then nothing changes."""
         plan = ReloadPlan()
-        base = self.agent.loaded.base_dir
-        old_models = self.agent.cfg.models
+        base = self.base_dir
+        old_models = self.config().models
         for line, name, st in new.stations():
-            rt = self.agent.stations[f"{line}/{name}"]
+            rt = self.runtimes[f"{line}/{name}"]
             mc = new.models[st.model]
             running = self.stations[rt.key].model == st.model and mc == old_models.get(st.model)
             if (st.model != rt.cfg.model or mc != old_models.get(st.model)) and not running:
@@ -227,7 +245,7 @@ class ModelLifecycle:
                 runner = None
                 if st.shadow is not None:
                     smc = new.models[st.shadow]
-                    runner = (self.agent.runners[st.shadow]
+                    runner = (self.runners[st.shadow]
                               if smc == old_models.get(st.shadow) else
                               await _load(rt, st.shadow, smc, base, None))
                 plan.shadows[rt.key] = (st.shadow, runner)
@@ -237,29 +255,29 @@ class ModelLifecycle:
         """After the new config is in place: switch and (re)start shadows."""
         for key, (name, runner) in plan.production.items():
             self._adopt(name, runner, replace=True)
-            self.switch(self.agent.stations[key], name, runner, "reloaded", "reload")
+            self.switch(self.runtimes[key], name, runner, "reloaded", "reload")
         for key, (shadow, srunner) in plan.shadows.items():
-            self.set_shadow(self.agent.stations[key], shadow, srunner)
+            self.set_shadow(self.runtimes[key], shadow, srunner)
 
     def _rebaseline(self, rt: StationRuntime) -> None:
         """Another model scores differently: drift starts a new baseline, not an alarm."""
-        drift = self.agent.drift.get(rt.key)
+        drift = self.drift.get(rt.key)
         if drift is not None:
             drift.rebaseline()
 
     # ------------------------------------------------------------ reporting
     def _announce(self, rt: StationRuntime, event: str, source: str, old: ModelRunner,
                   new: ModelRunner, reason: str | None) -> None:
-        a, sm = self.agent, self.stations[rt.key]
+        sm, cfg = self.stations[rt.key], self.config()
         sm.last = {"event": event, "source": source, "ok": True, "old_sha256": old.info.sha256,
                    "new_sha256": new.info.sha256, "model": sm.model, "reason": reason,
                    "time": time.time()}
-        a.audit.write("model_switch", line=rt.line, station=rt.name, change=event, ok=True,
+        self.audit.write("model_switch", line=rt.line, station=rt.name, change=event, ok=True,
                       source=source,
                       model=sm.model, old_sha256=old.info.sha256, new_sha256=new.info.sha256,
                       old_version=old.info.version, new_version=new.info.version, reason=reason)
-        a.router.submit(switch_record(a.cfg.site, a.cfg.agent_id, rt.line, rt.name,
-                                      rt.cfg.camera, event, source, old.info, new.info, reason))
+        self.submit(switch_record(cfg.site, cfg.agent_id, rt.line, rt.name,
+                                  rt.cfg.camera, event, source, old.info, new.info, reason))
         log.warning("station %s: model %s: %s %s (%s) -> %s %s (%s)%s", rt.key, event,
                     old.info.name, old.info.version, old.info.sha256[:12], new.info.name,
                     new.info.version, new.info.sha256[:12], f": {reason}" if reason else "")
@@ -270,8 +288,8 @@ class ModelLifecycle:
         sm.refused += 1
         sm.last = {"event": event, "source": source, "ok": False, "model": name,
                    "error": why, "time": time.time()}
-        self.agent.audit.write("model_switch", line=rt.line, station=rt.name, change=event,
-                               source=source, model=name, ok=False, error=why)
+        self.audit.write("model_switch", line=rt.line, station=rt.name, change=event,
+                         source=source, model=name, ok=False, error=why)
         log.error("station %s: model not %s (%s): %s", rt.key, event.replace("_", " "),
                   source, why)
         return False
@@ -280,7 +298,7 @@ class ModelLifecycle:
         now = time.monotonic()
         out = []
         for key, sm in self.stations.items():
-            rt = self.agent.stations[key]
+            rt = self.runtimes[key]
             g = sm.guard
             out.append({
                 "station": key, "model": sm.model, "sha256": rt.runner.info.sha256,

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from agent.protocols.base import StatusPublisher
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.runtime.daemon import Daemon
 
 
-def handle_operator_command(agent: Agent, cmd: Any, via: str = "mqtt") -> None:
+def handle_operator_command(agent: Daemon, cmd: Any, via: str = "mqtt") -> None:
     """`via`: the path it came by (mqtt, console), for the audit's `source`."""
     action = getattr(cmd, "action", None)
     line, station = getattr(cmd, "line", None), getattr(cmd, "station", None)
@@ -26,7 +26,7 @@ def handle_operator_command(agent: Agent, cmd: Any, via: str = "mqtt") -> None:
                if (line in (None, rt.line)) and (station in (None, rt.name))]
     for rt in targets:
         if action == "reset":
-            agent.reset_station(rt.line, rt.name, source)
+            agent.pipeline.reset_station(rt.line, rt.name, source)
         elif action == "pause":
             rt.pause()
         elif action == "resume":

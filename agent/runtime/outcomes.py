@@ -1,9 +1,11 @@
 """What follows a PLC command, off the stop path: its audit line, and its outcome's audit
 line, metrics, console tap, log line and `stop` record.
 
-`after_sends` is how both stay behind the wire: `dispatcher.submit` only schedules the
-PLC task, so anything done in the same callback (an fsynced audit line: milliseconds)
-would run before the write is sent. Scheduled with `call_soon` it runs right after.
+The command's audit line (fsynced: milliseconds) chains on its "sent" future
+(`CommandDispatcher.submit`), so it never runs before the PLC has had the write. An
+outcome is reported by the dispatcher's task right before it takes the next command for
+the same PLC: its handling is scheduled behind that task's next step (`call_soon`), so
+the next command is on the wire first.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from agent.audit import command_fields, outcome_fields
 from agent.types import Command, CommandOutcome, Record
@@ -21,21 +23,18 @@ if TYPE_CHECKING:
     from agent.decision.engine import DecisionEngine
     from agent.health.metrics import Metrics
     from agent.runtime.audit_writer import AuditWriter
-    from agent.web.tap import FrameTap
 
 log = logging.getLogger("agent.app")  # the outcome lines keep the logger operators grep for
 
 
-def after_sends(fn: Callable[..., Any], *args: Any) -> None:
-    """Run `fn` once the PLC tasks woken so far have put their writes on the wire."""
-    try:
-        asyncio.get_running_loop().call_soon(fn, *args)
-    except RuntimeError:  # no loop running (tools, tests): nothing to wait for
-        fn(*args)
+class OutcomeTap(Protocol):
+    """The console's frame tap (agent.web.tap), as far as outcomes go."""
+
+    def on_outcome(self, outcome: CommandOutcome) -> None: ...
 
 
 class OutcomeHandler:
-    def __init__(self, audit: AuditWriter, metrics: Metrics, tap: FrameTap,
+    def __init__(self, audit: AuditWriter, metrics: Metrics, tap: OutcomeTap,
                  engine: DecisionEngine, route: Callable[[Record], None]) -> None:
         self.audit = audit
         self.metrics = metrics
@@ -43,14 +42,19 @@ class OutcomeHandler:
         self.engine = engine
         self.route = route  # the router, or the evidence capture that holds records
 
-    def command_sent(self, cmd: Command, sent: bool) -> None:
-        """The command's fsynced audit line, after its write is on the wire."""
-        after_sends(functools.partial(self.audit.write, "command", **command_fields(cmd),
-                                      sent=sent))
+    def command_sent(self, cmd: Command, sent: asyncio.Future[None] | None) -> None:
+        """The command's audit line once it is sent; at once (`sent: false`) when no PLC
+        took it (`sent` is None)."""
+        write = functools.partial(self.audit.write, "command", **command_fields(cmd),
+                                  sent=sent is not None)
+        if sent is None:
+            write()
+        else:
+            sent.add_done_callback(lambda _: write())
 
     def __call__(self, outcome: CommandOutcome) -> None:
         """Every outcome, after the next command waiting for the same PLC has been sent."""
-        after_sends(self._record, outcome)
+        asyncio.get_running_loop().call_soon(self._record, outcome)
 
     def _record(self, outcome: CommandOutcome) -> None:
         c = outcome.command

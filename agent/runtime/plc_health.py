@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.capture.base import SourceState
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.health.metrics import GaugeSample
+from agent.runtime.audit_writer import Audit
+from agent.types import Record
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.decision.engine import DecisionEngine
     from agent.runtime.station import StationRuntime
 
 Check = Callable[[], tuple[bool, str]]
@@ -29,16 +31,23 @@ log = logging.getLogger(__name__)
 
 
 class PlcHealth:
-    def __init__(self, agent: Agent, station_check: Callable[[Any], tuple[bool, str]],
-                 degraded: Callable[[], bool]) -> None:
-        self.agent = agent
+    def __init__(self, stations: Mapping[str, StationRuntime], heartbeats: Sequence[Heartbeat],
+                 station_check: Callable[[Any], tuple[bool, str]],
+                 degraded: Callable[[], bool], engine: DecisionEngine,
+                 submit: Callable[[Record], None], audit: Audit) -> None:
+        """`submit`: the record router (the refusal alarms)."""
+        self._stations = stations
+        self._heartbeats = heartbeats
         self._station_check = station_check
         self._degraded = degraded
+        self._engine = engine
+        self._submit = submit
+        self._audit = audit
         self._raised: dict[str, tuple[str, float, list[str]]] = {}  # plc -> reason, since, ids
 
     def stations(self, plc: str | None) -> list[StationRuntime]:
         """The stations whose inspection this PLC's heartbeat vouches for."""
-        every = list(self.agent.stations.values())
+        every = list(self._stations.values())
         mine = [rt for rt in every if plc is not None and rt.cfg.plc == plc]
         return mine or every
 
@@ -78,7 +87,7 @@ class PlcHealth:
 
     def gauges(self) -> Iterable[GaugeSample]:
         out: list[GaugeSample] = []
-        for hb in self.agent.plc.heartbeats:
+        for hb in self._heartbeats:
             labels = {"plc": hb.link.name}
             out.append(GaugeSample("edge_agent_plc_refusing_writes", labels,
                                    1.0 if hb.refusal is not None else 0.0,
@@ -93,7 +102,7 @@ class PlcHealth:
             log.exception("PLC refusal alarm failed")
 
     def _watch(self) -> None:
-        for hb in self.agent.plc.heartbeats:
+        for hb in self._heartbeats:
             name, refusal = hb.link.name, hb.refusal
             if refusal is not None and name not in self._raised:
                 self._raise(name, refusal.error, refusal.since)
@@ -101,24 +110,22 @@ class PlcHealth:
                 self._clear(name)
 
     def _raise(self, plc: str, error: str, since: float) -> None:
-        a = self.agent
         reason = f"plc {plc} {error}"
         ids = []
         for rt in self.stations(plc):
-            record = a.engine.alarm_record(rt.line, rt.name, "raised", reason=reason)
+            record = self._engine.alarm_record(rt.line, rt.name, "raised", reason=reason)
             if record is not None:
                 ids.append(record.id)
-                a.router.submit(record)
+                self._submit(record)
         self._raised[plc] = (reason, since, ids)
-        a.audit.write("plc_refusing", plc=plc, error=error, alarm_ids=ids)
+        self._audit.write("plc_refusing", plc=plc, error=error, alarm_ids=ids)
 
     def _clear(self, plc: str) -> None:
-        a = self.agent
         reason, since, ids = self._raised.pop(plc)
         duration = time.monotonic() - since
         for rt, event_id in zip(self.stations(plc), ids, strict=False):
-            record = a.engine.alarm_record(rt.line, rt.name, "cleared", reason=reason,
-                                           duration_s=duration, trigger_event_id=event_id)
+            record = self._engine.alarm_record(rt.line, rt.name, "cleared", reason=reason,
+                                               duration_s=duration, trigger_event_id=event_id)
             if record is not None:
-                a.router.submit(record)
-        a.audit.write("plc_accepting", plc=plc, seconds=round(duration, 3))
+                self._submit(record)
+        self._audit.write("plc_accepting", plc=plc, seconds=round(duration, 3))

@@ -6,30 +6,48 @@ MAX_BATCH) and commits each sink's share in one transaction: a burst of records
 costs one fsync, not one per record. While one batch is being committed the next
 is gathered and queued behind it (DEPTH batches at most): the outbox's writer
 takes operations in the order they were queued, so the order holds.
+
+Where a record goes is the router's to know: a station's records go to the sinks its
+config lists (`routes`, replaced by a reload), agent-level records (no station) to every
+sink.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from agent.outbox.forwarder import Forwarder
 from agent.outbox.store import Outbox
 from agent.types import Record
+
+if TYPE_CHECKING:
+    from agent.configfile import AgentConfig
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 512
 DEPTH = 2
 
 
+Routes = Mapping[str, Sequence[str]]  # station key "line/station" -> sink names
+
+
+def station_routes(cfg: AgentConfig) -> dict[str, tuple[str, ...]]:
+    """Each station's sinks, as its config lists them."""
+    return {f"{line}/{name}": tuple(st.sinks) for line, name, st in cfg.stations()}
+
+
 class RecordRouter:
-    def __init__(self, outbox: Outbox, forwarders: Mapping[str, Forwarder],
-                 sinks_for: Callable[[Record], Sequence[str]]) -> None:
+    def __init__(self, outbox: Outbox, forwarders: Mapping[str, Forwarder], routes: Routes,
+                 every: Iterable[str]) -> None:
+        """`every`: the sinks of agent-level records; a record of a station not in
+        `routes` goes nowhere (counted `unrouted`)."""
         self.outbox = outbox
         self.forwarders = forwarders
-        self.sinks_for = sinks_for
+        self.routes: Routes = dict(routes)
+        self.every = tuple(every)
         self._queue: asyncio.Queue[Record | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.routed = 0
@@ -39,6 +57,18 @@ class RecordRouter:
     def submit(self, record: Record) -> None:
         """Called on the loop; never blocks."""
         self._queue.put_nowait(record)
+
+    def set_routes(self, routes: Routes) -> None:
+        """A reload's station sinks: records routed from now on follow them."""
+        self.routes = dict(routes)
+
+    def sinks_for(self, record: Record) -> Sequence[str]:
+        if record.line is None or record.station is None:
+            return self.every
+        return self.routes.get(f"{record.line}/{record.station}", ())
+
+    def station_sinks(self, line: str, station: str) -> Sequence[str]:
+        return self.routes.get(f"{line}/{station}", ())
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="record-router")

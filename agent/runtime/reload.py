@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING
 
 from agent.configfile import ConfigError, LoadedConfig, load_config
 from agent.inference.errors import ModelLoadError
+from agent.runtime.records import station_routes
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ RESTART_ONLY = ("cameras", "plcs", "sinks", "state_dir", "evidence")
 class Reloader:
     """Runs reloads one at a time; `request()` is the SIGHUP handler."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Daemon) -> None:
         self.agent = agent
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -46,12 +47,12 @@ class Reloader:
     async def _run(self) -> None:
         while True:
             self._again = False
-            health = getattr(self.agent, "health", None)
-            told = health is not None and health.reload_started()  # RELOADING=1
+            health = self.agent.health
+            told = health.reload_started()  # RELOADING=1
             try:
                 await reload_config(self.agent)
             finally:
-                if told and health is not None:
+                if told:
                     health.reload_finished()  # STATUS= (refused: why), then READY=1
             if not self._again:
                 return
@@ -62,7 +63,7 @@ class Reloader:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def reload_config(agent: Agent) -> bool:
+async def reload_config(agent: Daemon) -> bool:
     """Validate the file again; apply rules, thresholds and mappings; refuse on any error."""
     path = agent.loaded.path
     try:
@@ -84,6 +85,7 @@ async def reload_config(agent: Agent) -> bool:
     agent.engine.update_config(new.config)
     for line, name, st in new.config.stations():
         agent.stations[f"{line}/{name}"].cfg = st
+    agent.router.set_routes(station_routes(new.config))  # a station's `sinks:` may change
     agent.cfg = new.config
     agent.lifecycle.apply_reload(swaps)
     agent.reload_error = None
@@ -92,7 +94,7 @@ async def reload_config(agent: Agent) -> bool:
     return True
 
 
-def _refuse(agent: Agent, why: str) -> bool:
+def _refuse(agent: Daemon, why: str) -> bool:
     agent.reload_error = why
     log.error("config reload refused, running config kept: %s", why)
     agent.audit.write("config_reload", ok=False, error=why)

@@ -1,8 +1,10 @@
 """One station at run time: its camera slot, model runner, worker and monitor.
 
-Continuous stations get an InferenceWorker thread; triggered stations inspect
-one frame captured after each PLC trigger. Both hand every Inspection to the
-same `on_inspection` callback on the asyncio loop.
+Every station has an InferenceWorker thread. A continuous station's worker inspects
+the newest frames and hands every Inspection to `on_inspection` on the asyncio loop; a
+triggered station's worker inspects one frame captured after each PLC trigger and
+`inspect_after` returns it to the trigger's caller (agent.runtime.pipeline), which
+hands it on the same way.
 """
 
 from __future__ import annotations
@@ -81,10 +83,9 @@ class StationRuntime:
         self._woken = False  # a drain is scheduled on the loop and has not started yet
         stall_s = max(2.0, 5 * cfg.latency_budget_ms / 1000.0)
         self.monitor = StationMonitor(stall_s=stall_s)
-        self.worker: InferenceWorker | None = None
-        if cfg.mode == "continuous":
-            self.worker = InferenceWorker(self.key, runner, self.slot, cfg.latency_budget_ms,
-                                          self._from_worker, prepare_ahead=cfg.prepare_ahead)
+        self.worker = InferenceWorker(self.key, runner, self.slot, cfg.latency_budget_ms,
+                                      self._from_worker, prepare_ahead=cfg.prepare_ahead,
+                                      triggered=cfg.mode == "triggered")
         self.paused = False
         self.started = time.monotonic()
 
@@ -109,8 +110,7 @@ class StationRuntime:
     def use_runner(self, runner: ModelRunner) -> ModelRunner:
         """Hot swap: the next frame (continuous) or part (triggered) uses `runner`."""
         previous, self.runner = self.runner, runner
-        if self.worker is not None:
-            self.worker.use(runner)
+        self.worker.use(runner)
         return previous
 
     def _drain(self) -> None:
@@ -134,22 +134,22 @@ class StationRuntime:
             raise
 
     def start(self) -> None:
-        if self.worker is not None:
-            self.worker.start()
+        self.worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.worker is not None:
-            self.worker.stop(timeout)
+        self.worker.stop(timeout)
 
     def pause(self) -> None:
+        """Continuous: the worker waits. Triggered: parts are still answered (the PLC waits
+        for them); only the station's impossible-inspection alarms pause."""
         self.paused = True
-        if self.worker is not None:
+        if not self.triggered:
             self.worker.pause()
 
     def resume(self) -> None:
         self.paused = False
         self.monitor.last_good = time.monotonic()
-        if self.worker is not None:
+        if not self.triggered:
             self.worker.resume()
 
     def impossible_since(self) -> float | None:
@@ -161,15 +161,26 @@ class StationRuntime:
 
     def last_progress(self) -> float:
         """Monotonic time of the last finished inspection (for the systemd watchdog)."""
-        if self.worker is not None and not self.paused:
+        if not self.triggered and not self.paused:
             last = self.worker.stats().last_progress
             return self.started if last is None else last
         return time.monotonic()  # triggered or paused: progress is driven by the PLC/operator
 
     async def inspect_after(self, t_trigger: float) -> Inspection | None:
-        """Triggered mode: inspect the first frame captured after the trigger."""
-        timeout = self.cfg.trigger.frame_ms / 1000.0
-        frame = await asyncio.to_thread(self.slot.get_after, t_trigger, timeout)
-        if frame is None:
-            return None
-        return await asyncio.to_thread(self.runner.infer, frame)
+        """Triggered mode: the station's worker inspects the first frame captured after the
+        trigger (None when none came within `trigger.frame_ms`)."""
+        answer: asyncio.Future[Inspection | None] = self.loop.create_future()
+
+        def done(insp: Inspection | None) -> None:  # on the worker thread
+            try:
+                self.loop.call_soon_threadsafe(_settle, answer, insp)
+            except RuntimeError:  # loop closed during shutdown
+                pass
+
+        self.worker.request(t_trigger, self.cfg.trigger.frame_ms / 1000.0, done)
+        return await answer
+
+
+def _settle(answer: asyncio.Future[Inspection | None], insp: Inspection | None) -> None:
+    if not answer.done():  # the trigger may have given up on it (cancelled)
+        answer.set_result(insp)

@@ -12,28 +12,36 @@ that has `publish_snapshot(snapshot)`:
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.decision.engine import DecisionEngine
+    from agent.outbox.store import Outbox
+    from agent.protocols.link import PlcLink
+    from agent.runtime.pipeline import Tally
+    from agent.runtime.station import StationRuntime
 
 
-def station_snapshot(agent: Agent) -> dict[str, Any]:
-    return {"outbox_depth": {name: st.depth for name, st in agent.outbox.stats().items()},
-            "stations": {key: _station(agent, key, rt) for key, rt in agent.stations.items()}}
+def station_snapshot(outbox: Outbox, stations: Mapping[str, StationRuntime], tally: Tally,
+                     engine: DecisionEngine, links: Mapping[str, PlcLink]) -> dict[str, Any]:
+    return {"outbox_depth": {name: st.depth for name, st in outbox.stats().items()},
+            "stations": {key: _station(tally, engine, links, key, rt)
+                         for key, rt in stations.items()}}
 
 
-def _station(agent: Agent, key: str, rt: Any) -> dict[str, Any]:
+def _station(tally: Tally, engine: DecisionEngine, links: Mapping[str, PlcLink], key: str,
+             rt: Any) -> dict[str, Any]:
     cam = rt.camera.stats()
     recent = list(rt.monitor.recent)
-    counts = agent.verdict_counts.get(key, {})
-    last = agent.last_defect.get(key)
-    view = agent.engine.station_state(rt.line, rt.name)
-    link = agent.plc.links.get(rt.cfg.plc) if rt.cfg.plc else None
+    counts = tally.verdict_counts.get(key, {})
+    last = tally.last_defect.get(key)
+    view = engine.station_state(rt.line, rt.name)
+    link = links.get(rt.cfg.plc) if rt.cfg.plc else None
     return {
         "ok": counts.get("OK", 0), "ng": counts.get("NG", 0),
         "unknown": counts.get("UNKNOWN", 0),
-        "last_verdict": agent.last_verdict.get(key),
+        "last_verdict": tally.last_verdict.get(key),
         "last_defect_code": last.defect_code if last else None,
         "last_defect_class": last.defect_class if last else None,
         "camera_state": cam.state.value,

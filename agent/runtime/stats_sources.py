@@ -53,7 +53,7 @@ def _runner_stats(runners: dict[str, ModelRunner], name: str) -> object:
 
 
 def _worker_stats(rt: StationRuntime) -> object:
-    return rt.worker.stats() if rt.worker is not None else None
+    return rt.worker.stats()
 
 
 def _slot_stats(rt: StationRuntime) -> dict[str, int]:

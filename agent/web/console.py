@@ -31,15 +31,15 @@ from agent.web.operator import OperatorReset
 from agent.web.pages import HTML, Pages
 
 if TYPE_CHECKING:
-    from agent.app import Agent
     from agent.health.server import HealthServer
+    from agent.web.daemon import Daemon
 
 P = "/console/"
 LOGIN = "/console/login"
 
 
 class Console:
-    def __init__(self, agent: Agent, cfg: ConsoleConfig, token: str | None) -> None:
+    def __init__(self, agent: Daemon, cfg: ConsoleConfig, token: str | None) -> None:
         self.agent, self.cfg = agent, cfg
         self.auth = SessionAuth(token, cfg.session_hours)
         self.pages = Pages()
@@ -49,7 +49,7 @@ class Console:
             self.reset = OperatorReset(
                 cfg.operator_token, self.auth, lambda: list(agent.stations),
                 lambda cmd: agent.on_operator_command(cmd, via="console"), agent.audit.write)
-        evidence = getattr(agent, "evidence", None)  # None: evidence off (or not built)
+        evidence = agent.evidence  # None: evidence off
         self.defects = (DefectIndex(evidence.store, agent.tap.outcomes)
                         if evidence is not None else None)
 

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.daemon import Daemon
     from agent.web.live import LiveEncoder
 
 BIT_NAMES = ("healthy", "camera_ok", "model_ok", "degraded", "paused")
@@ -29,13 +29,13 @@ def _num(x: float | None, nd: int = 1) -> float | None:
     return None if x is None or math.isnan(x) else round(x, nd)
 
 
-def line_state(agent: Agent, live: LiveEncoder | None) -> dict[str, Any]:
+def line_state(agent: Daemon, live: LiveEncoder | None) -> dict[str, Any]:
     return {"agent_id": agent.cfg.agent_id, "site": agent.cfg.site,
             "stations": [station_card(agent, key, live) for key in agent.stations],
             "cameras": cameras(agent), "plcs": plcs(agent), "sinks": sinks(agent)}
 
 
-def station_card(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str, Any]:
+def station_card(agent: Daemon, key: str, live: LiveEncoder | None) -> dict[str, Any]:
     rt = agent.stations[key]
     cam = rt.camera.stats()
     infer = [r[1] for r in list(rt.monitor.recent)]
@@ -51,21 +51,21 @@ def station_card(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str, 
                        "peak": round(i.peak_score, 3)} for i in view.open_incidents],
         "fps": _num(cam.fps), "frame_age_ms": _num(None if age is None else age * 1000),
         "infer_p50_ms": _pct(infer, 50), "infer_p99_ms": _pct(infer, 99),
-        "counts": dict(agent.verdict_counts.get(key, {})),
+        "counts": dict(agent.pipeline.tally.verdict_counts.get(key, {})),
         "banner": snap.banner if snap else "-", "image_seq": snap.seq if snap else None,
         "last_defect": _last_defect(agent, key),
     }
 
 
-def _last_defect(agent: Agent, key: str) -> dict[str, Any] | None:
-    v = agent.last_defect.get(key)
+def _last_defect(agent: Daemon, key: str) -> dict[str, Any] | None:
+    v = agent.pipeline.tally.last_defect.get(key)
     if v is None:
         return None
     return {"class": v.defect_class, "code": v.defect_code, "event_id": v.event_id,
             "rule": v.rule}
 
 
-def cameras(agent: Agent) -> list[dict[str, Any]]:
+def cameras(agent: Daemon) -> list[dict[str, Any]]:
     out = []
     for name, cam in agent.cameras.items():
         st = cam.stats()
@@ -75,7 +75,7 @@ def cameras(agent: Agent) -> list[dict[str, Any]]:
     return out
 
 
-def plcs(agent: Agent) -> list[dict[str, Any]]:
+def plcs(agent: Daemon) -> list[dict[str, Any]]:
     beats = {hb.link.name: hb for hb in agent.plc.heartbeats}
     health = getattr(agent, "health", None)
     out = []
@@ -94,7 +94,7 @@ def plcs(agent: Agent) -> list[dict[str, Any]]:
     return out
 
 
-def sinks(agent: Agent) -> list[dict[str, Any]]:
+def sinks(agent: Daemon) -> list[dict[str, Any]]:
     stats = agent.outbox.stats()
     out = []
     for name, sink in agent.sinks.items():
@@ -105,7 +105,7 @@ def sinks(agent: Agent) -> list[dict[str, Any]]:
     return out
 
 
-def station_detail(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str, Any]:
+def station_detail(agent: Daemon, key: str, live: LiveEncoder | None) -> dict[str, Any]:
     rt = agent.stations[key]
     drift = agent.drift.get(key)
     stats = {k: _num(v, 4) for k, v in drift.stats().items()} if drift is not None else {}
@@ -121,7 +121,7 @@ def station_detail(agent: Agent, key: str, live: LiveEncoder | None) -> dict[str
             "time": time.time()}
 
 
-def lifecycle_rows(agent: Agent, key: str) -> list[tuple[str, str]]:
+def lifecycle_rows(agent: Daemon, key: str) -> list[tuple[str, str]]:
     """The station's model lifecycle as (what, value) rows: switches, guard, shadow figures."""
     entry = next((e for e in agent.lifecycle.status() if e["station"] == key), None)
     if entry is None:

@@ -10,18 +10,22 @@ from agent.web.console import Console
 
 if TYPE_CHECKING:
     from agent.runtime.health_wiring import HealthWiring
+    from agent.web.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
 
 class ConsoleWiring:
-    def __init__(self, health: HealthWiring) -> None:
+    def __init__(self, agent: Daemon, health: HealthWiring) -> None:
+        """`agent`: what the console shows and acts on (agent.web.state, operator path);
+        `health`: the checks, status and listener it shares."""
+        self.agent = agent
         self.health = health
         self.console: Console | None = None
         self.own: HealthServer | None = None  # the console's own listener, if configured
 
     async def start(self) -> None:
-        a = self.health.agent
+        a = self.agent
         cfg = a.cfg.console
         server = self.health.server
         if not cfg.enabled:
