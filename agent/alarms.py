@@ -28,7 +28,7 @@ ALARMS: dict[str, Alarm] = {
         "alarm record `raised` (reason) after fail_safe.after_s; /healthz `camera:<cam>: state "
         "{state}`; PLC status word bit1 0, heartbeat held",
         "edge_agent_camera_streaming{camera}", "curl -s localhost:9310/healthz",
-        "agent/runtime/station.py"),
+        "agent/pipeline/station.py"),
     "camera_frozen": Alarm(
         "Camera lost or frozen", "frozen: the same picture for {seconds} s",
         "log (camera state change) and /healthz `camera:<cam>: state stalled`",
@@ -38,16 +38,16 @@ ALARMS: dict[str, Alarm] = {
         "Model failing", "model failing ({n} consecutive errors)",
         "alarm record `raised`; /healthz `station:<L/S>`; PLC status bit2 0",
         "edge_agent_worker_errors_total{line,station}", "journalctl -u edge-agent -g 'not inspected'",
-        "agent/runtime/station.py"),
+        "agent/pipeline/station.py"),
     "no_inspection": Alarm(
         "No inspection", "no inspection for {seconds}s",
         "alarm record `raised`; /healthz `station:<L/S>`", "edge_agent_worker_inspected_total",
-        "kill -USR2 $(systemctl show -p MainPID --value edge-agent)", "agent/runtime/station.py"),
+        "kill -USR2 $(systemctl show -p MainPID --value edge-agent)", "agent/pipeline/station.py"),
     "budget_overrun": Alarm(
         "Latency budget overrun", "latency budget overrun on {n} consecutive frames",
         "alarm record `raised`; /healthz `station:<L/S>`",
         "edge_agent_worker_dropped_late_total, edge_agent_stage_seconds", "edge-agent bench",
-        "agent/runtime/station.py"),
+        "agent/pipeline/station.py"),
     "plc_refusing": Alarm(
         "PLC unreachable or refusing", "plc {plc} {error}",
         "alarm record `raised` on each station of the PLC; audit `plc_refusing`; /healthz "

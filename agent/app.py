@@ -8,9 +8,9 @@ record router, evidence, PLC links + command dispatchers + heartbeat, health, st
 stop capture, drain inference, flush commands, enqueue pending records, checkpoint the
 outbox; a part that was never started stops at once.
 
-What happens to an inspection is the station pipeline's (agent.runtime.pipeline); what
-follows a command's outcome, the outcome handler's (agent.runtime.outcomes); where a
-record goes, the record router's (agent.runtime.records).
+What happens to an inspection is the station pipeline's (agent.pipeline.flow); what
+follows a command's outcome, the outcome handler's (agent.pipeline.outcomes); where a
+record goes, the record router's (agent.pipeline.records).
 """
 
 from __future__ import annotations
@@ -24,27 +24,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import __version__
-from agent.audit import AuditLog
+from agent.audit import AuditLog, AuditWriter
 from agent.configfile import AgentConfig, LoadedConfig
 from agent.decision.engine import DecisionEngine
 from agent.evidence.wiring import EvidenceWiring
 from agent.health.metrics import Metrics
 from agent.outbox.store import Outbox
+from agent.pipeline.flow import StationPipeline
+from agent.pipeline.outcomes import OutcomeHandler
+from agent.pipeline.records import RecordRouter, station_routes
+from agent.pipeline.station import StationRuntime
 from agent.protocols.base import SinkContext
 from agent.runtime import stats_sources
 from agent.runtime.assembly import StartupError, build_stations, load_models
-from agent.runtime.audit_writer import AuditWriter
 from agent.runtime.health_wiring import HealthPorts, HealthWiring
 from agent.runtime.model_lifecycle import ModelLifecycle
 from agent.runtime.operator import handle_operator_command
 from agent.runtime.outbox_alarms import OutboxAlarms
-from agent.runtime.outcomes import OutcomeHandler
-from agent.runtime.pipeline import StationPipeline
 from agent.runtime.plc_wiring import PlcWiring
-from agent.runtime.records import RecordRouter, station_routes
 from agent.runtime.reload import reload_config
 from agent.runtime.sink_wiring import SinkWiring
-from agent.runtime.station import StationRuntime
 from agent.runtime.station_snapshot import station_snapshot
 from agent.types import CommandOutcome, Inspection
 from agent.web.tap import FrameTap

@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.config import parse_config  # noqa: E402
+from agent.configfile import parse_config  # noqa: E402
 from agent.decision.engine import DecisionEngine  # noqa: E402
 from agent.types import (  # noqa: E402
     Finding,

@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.app import Agent, RunLimits  # noqa: E402
 from agent.capture.synthetic_scene import ConveyorScene  # noqa: E402
-from agent.config import parse_config  # noqa: E402
+from agent.configfile import parse_config  # noqa: E402
 from bench.bench_pipeline import config, pct, write_video  # noqa: E402
 from tests.support.lifecycle_models import retagged_bundled  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402

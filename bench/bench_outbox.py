@@ -42,11 +42,11 @@ import agent.config  # noqa: E402,F401  (before plugin modules)
 from agent.app import SWITCH_INTERVAL_S  # noqa: E402
 from agent.config.models import OutboxSettings  # noqa: E402
 from agent.outbox import Forwarder, Outbox  # noqa: E402
+from agent.pipeline.records import RecordRouter  # noqa: E402
 from agent.protocols.base import SinkContext, SinkState  # noqa: E402
 from agent.protocols.mqtt.config import MqttSinkConfig  # noqa: E402
 from agent.protocols.mqtt.factory import build  # noqa: E402
 from agent.protocols.outbox_policy import OutboxPolicy  # noqa: E402
-from agent.runtime.records import RecordRouter  # noqa: E402
 from agent.types import Record, RecordKind, new_event_id  # noqa: E402
 from tests.support.mosquitto import Mosquitto  # noqa: E402
 

@@ -175,7 +175,7 @@ sys.exit(main())
 ACCOUNTED = r'''
 import atexit, collections, json, sys, time
 import agent.app as app, agent.decision.engine as eng, agent.health.metrics as met
-import agent.health.drift as dr, agent.runtime.pipeline as pl, agent.runtime.station as st
+import agent.health.drift as dr, agent.pipeline.flow as pl, agent.pipeline.station as st
 import asyncio.base_events as be
 acc = collections.Counter()
 def wrap(cls, name, label):

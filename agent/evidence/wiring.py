@@ -1,7 +1,7 @@
 """Builds the evidence branch of a running agent: store, retention, writer, capture hook.
 
 The station pipeline calls `on_decision()` where it acts on verdicts (once a command of
-the decision was sent, agent.runtime.pipeline) and the outcome handler `route()` for
+the decision was sent, agent.pipeline.flow) and the outcome handler `route()` for
 command outcomes; both end in the record router. Metrics: edge_agent_evidence_writer_* and edge_agent_evidence_store_*
 (stats registry, docs/metrics.md).
 """

@@ -16,9 +16,9 @@ from agent.health.drift import DriftMonitor
 from agent.health.registry import StatsRegistry
 from agent.inference.errors import ModelLoadError
 from agent.inference.session import ModelRunner, load_model
+from agent.pipeline.station import InspectionHandler, StationRuntime
 from agent.runtime import stats_sources
 from agent.runtime.build import build_camera
-from agent.runtime.station import InspectionHandler, StationRuntime
 
 log = logging.getLogger("agent.app")  # the camera lines keep the logger operators grep for
 

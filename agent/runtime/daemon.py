@@ -7,15 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from agent.audit import AuditWriter
     from agent.configfile import AgentConfig, LoadedConfig
     from agent.decision.engine import DecisionEngine
+    from agent.pipeline.flow import StationPipeline
+    from agent.pipeline.records import RecordRouter
+    from agent.pipeline.station import StationRuntime
     from agent.protocols.base import Sink
-    from agent.runtime.audit_writer import AuditWriter
     from agent.runtime.health_wiring import HealthWiring
     from agent.runtime.model_lifecycle import ModelLifecycle
-    from agent.runtime.pipeline import StationPipeline
-    from agent.runtime.records import RecordRouter
-    from agent.runtime.station import StationRuntime
 
 
 class Daemon(Protocol):

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
+from agent.audit import Audit
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.decision.payloads import MetricsPayload, ModelStatus, StationStatus, StatusPayload
 from agent.health.metrics import GaugeSample, Metrics
@@ -26,7 +27,6 @@ from agent.health.server import HealthServer
 from agent.health.status import HealthChecks
 from agent.health.watchdog import ProgressWatchdog
 from agent.protocols.base import CommandSource, SinkState, SnapshotPublisher, StatusPublisher
-from agent.runtime.audit_writer import Audit
 from agent.runtime.plc_health import PlcHealth
 from agent.tasks import cancel_and_wait
 from agent.types import Record, utc_now
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from agent.decision.engine import DecisionEngine
     from agent.inference.runner import ModelRunner
     from agent.outbox.store import Outbox
+    from agent.pipeline.station import StationRuntime
     from agent.protocols.base import Sink
     from agent.protocols.link import PlcLink
-    from agent.runtime.station import StationRuntime
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.alarms import alarm_text
+from agent.audit import Audit
 from agent.config.models import ModelConfig
 from agent.configfile.root import AgentConfig
 from agent.health.metrics import GaugeSample
@@ -30,7 +31,6 @@ from agent.inference.errors import ModelLoadError
 from agent.inference.runner import ModelRunner
 from agent.inference.swap import load_beside
 from agent.runtime import stats_sources
-from agent.runtime.audit_writer import Audit
 from agent.runtime.model_guard import ModelGuard, frame_classes
 from agent.runtime.model_records import rollback_alarm, switch_record
 from agent.runtime.shadow import ShadowRunner
@@ -39,7 +39,7 @@ from agent.types import Inspection, Record
 if TYPE_CHECKING:
     from agent.evidence.writer import EvidenceWriter
     from agent.health.drift import DriftMonitor
-    from agent.runtime.station import StationRuntime
+    from agent.pipeline.station import StationRuntime
 
 log = logging.getLogger(__name__)
 

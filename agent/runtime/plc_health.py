@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agent.audit import Audit
 from agent.capture.base import SourceState
 from agent.control.heartbeat import Heartbeat, StatusBits
 from agent.health.metrics import GaugeSample
-from agent.runtime.audit_writer import Audit
 from agent.types import Record
 
 if TYPE_CHECKING:
     from agent.decision.engine import DecisionEngine
-    from agent.runtime.station import StationRuntime
+    from agent.pipeline.station import StationRuntime
 
 Check = Callable[[], tuple[bool, str]]
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from agent.types import CommandOutcome, Verdict
 
 if TYPE_CHECKING:
     from agent.configfile import AgentConfig
-    from agent.runtime.station import StationRuntime
+    from agent.pipeline.station import StationRuntime
 
 log = logging.getLogger(__name__)
 InspectPart = Callable[["StationRuntime", str, float], Awaitable[Verdict]]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from agent.configfile import ConfigError, LoadedConfig, load_config
 from agent.inference.errors import ModelLoadError
-from agent.runtime.records import station_routes
+from agent.pipeline.records import station_routes
 
 if TYPE_CHECKING:
     from agent.runtime.daemon import Daemon

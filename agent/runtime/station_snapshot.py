@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agent.decision.engine import DecisionEngine
     from agent.outbox.store import Outbox
+    from agent.pipeline.flow import Tally
+    from agent.pipeline.station import StationRuntime
     from agent.protocols.link import PlcLink
-    from agent.runtime.pipeline import Tally
-    from agent.runtime.station import StationRuntime
 
 
 def station_snapshot(outbox: Outbox, stations: Mapping[str, StationRuntime], tally: Tally,

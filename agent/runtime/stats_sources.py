@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from agent.inference.session import ModelRunner
     from agent.outbox.forwarder import Forwarder
     from agent.outbox.store import Outbox
-    from agent.runtime.records import RecordRouter
-    from agent.runtime.station import StationRuntime
+    from agent.pipeline.records import RecordRouter
+    from agent.pipeline.station import StationRuntime
 
 
 def model(stats: StatsRegistry, runners: dict[str, ModelRunner], name: str) -> None:

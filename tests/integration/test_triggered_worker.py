@@ -18,7 +18,7 @@ from agent.config.station import StationConfig, TriggerTimeouts
 from agent.inference.runner import ModelRunner
 from agent.inference.session import load_model
 from agent.inference.worker import InferenceWorker
-from agent.runtime.station import StationRuntime
+from agent.pipeline.station import StationRuntime
 from agent.types import Inspection
 from tests.integration.onnx_graphs import channel_mean_model, write_model_dir
 from tests.integration.test_inference_models import colour_frame, make_frame, manifest

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from agent.config.models import OutboxSettings
 from agent.outbox import Outbox
+from agent.pipeline.records import RecordRouter
 from agent.protocols.outbox_policy import OutboxPolicy
-from agent.runtime.records import RecordRouter
 from agent.types import Record, RecordKind, new_event_id
 
 

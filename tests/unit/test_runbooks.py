@@ -68,7 +68,7 @@ def test_every_alarm_text_call_names_a_registered_alarm() -> None:
 
 
 def test_every_station_monitor_reason_comes_from_the_registry() -> None:
-    tree = ast.parse((REPO / "agent" / "runtime" / "station.py").read_text())
+    tree = ast.parse((REPO / "agent" / "pipeline" / "station.py").read_text())
     fn = next(n for n in ast.walk(tree)
               if isinstance(n, ast.FunctionDef) and n.name == "impossible_reason")
     returns = [r.value for r in ast.walk(fn) if isinstance(r, ast.Return)]
@@ -109,7 +109,7 @@ def test_metrics_named_are_in_the_metrics_reference() -> None:
 
 
 # where a `raised` alarm's reason is made, for the modules that only pass one on
-REASON_MADE_IN = {"agent/decision/failsafe.py": "agent/runtime/station.py"}
+REASON_MADE_IN = {"agent/decision/failsafe.py": "agent/pipeline/station.py"}
 RAISES = re.compile(r'(?<!def )(alarm\w*\(\s*(?:[\w.]+,\s*)*"raised"|rollback_alarm\(|outbox_loss\()')
 
 

@@ -1,4 +1,4 @@
-"""Work chained on commands' "sent" futures (agent.runtime.sends): `when_sent` waits for
+"""Work chained on commands' "sent" futures (agent.pipeline.sends): `when_sent` waits for
 every one; `InOrder` routes each station's decisions in order, each once one of its
 commands is sent, and a failing one does not hold back the next."""
 
@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from agent.runtime.sends import InOrder, Sent, when_sent
+from agent.pipeline.sends import InOrder, Sent, when_sent
 
 
 def futures(n: int) -> list[Sent]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.capture.slot import LatestFrame
 from agent.config.station import StationConfig
-from agent.runtime.station import StationRuntime
+from agent.pipeline.station import StationRuntime
 
 
 class _Camera:

@@ -3,7 +3,7 @@
 Every station has an InferenceWorker thread. A continuous station's worker inspects
 the newest frames and hands every Inspection to `on_inspection` on the asyncio loop; a
 triggered station's worker inspects one frame captured after each PLC trigger and
-`inspect_after` returns it to the trigger's caller (agent.runtime.pipeline), which
+`inspect_after` returns it to the trigger's caller (agent.pipeline.flow), which
 hands it on the same way.
 """
 

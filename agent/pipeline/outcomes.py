@@ -20,9 +20,9 @@ from agent.audit import command_fields, outcome_fields
 from agent.types import Command, CommandOutcome, Record
 
 if TYPE_CHECKING:
+    from agent.audit import AuditWriter
     from agent.decision.engine import DecisionEngine
     from agent.health.metrics import Metrics
-    from agent.runtime.audit_writer import AuditWriter
 
 log = logging.getLogger("agent.app")  # the outcome lines keep the logger operators grep for
 

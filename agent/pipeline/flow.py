@@ -2,7 +2,7 @@
 
 A station's inspection goes to the decision engine at once. The decision's commands go
 to their PLC's dispatcher first (the stop path); what follows a command off the stop path
-chains on its "sent" future (`CommandDispatcher.submit`, agent.runtime.sends): its audit
+chains on its "sent" future (`CommandDispatcher.submit`, agent.pipeline.sends): its audit
 line (the outcome handler), the decision's records (to the router, or to the evidence
 capture that holds them for their image; in decision order per station), and the
 inspection's bookkeeping (metrics, console tap, drift, model guard and shadow). Verdict
@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from agent.runtime.audit_writer import Audit
-from agent.runtime.sends import InOrder, Sent, when_sent
+from agent.audit import Audit
+from agent.pipeline.sends import InOrder, Sent, when_sent
 from agent.types import Command, Inspection, Record, Result, Verdict
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from agent.evidence.wiring import EvidenceWiring
     from agent.health.drift import DriftMonitor
     from agent.health.metrics import Metrics
-    from agent.runtime.outcomes import OutcomeHandler
-    from agent.runtime.station import StationRuntime
+    from agent.pipeline.outcomes import OutcomeHandler
+    from agent.pipeline.station import StationRuntime
 
 log = logging.getLogger("agent.app")  # the station lines keep the logger operators grep for
 
