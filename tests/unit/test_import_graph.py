@@ -121,6 +121,37 @@ def test_packages_import_one_way() -> None:
     assert not comps, "import cycles between packages:\n" + _explain(graph, comps)
 
 
+# The layers of docs/architecture.md, lowest first: a package imports only from its own
+# layer or below. A new top-level package or module must be placed here.
+LAYERS = [
+    ["agent.types", "agent.event_ids", "agent.logutil", "agent.backoff", "agent.tasks",
+     "agent.lowprio", "agent.data"],
+    ["agent.config"],
+    ["agent.decision"],
+    ["agent.protocols", "agent.capture", "agent.inference"],
+    ["agent.plugins"],
+    ["agent.configfile"],
+    ["agent.audit", "agent.alarms", "agent.control", "agent.outbox", "agent.evidence",
+     "agent.health"],
+    ["agent.pipeline"],
+    ["agent.runtime"],
+    ["agent.web"],
+    ["agent.app"],
+    ["agent.runner", "agent.demo_view", "agent.logsetup"],
+    ["agent.commands"],
+    ["agent.cli", "agent.__main__"],
+]
+
+
+def test_packages_import_only_their_layer_or_below() -> None:
+    rank = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
+    graph = package_graph(import_graph())
+    packages = set(graph) | {b for targets in graph.values() for b in targets}
+    assert not packages - set(rank), f"place these in LAYERS: {sorted(packages - set(rank))}"
+    upward = [f"{a} -> {b}" for a in sorted(graph) for b in sorted(graph[a]) if rank[b] > rank[a]]
+    assert not upward, "imports against the layering:\n" + "\n".join(upward)
+
+
 def test_the_check_sees_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
