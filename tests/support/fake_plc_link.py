@@ -2,7 +2,7 @@
 Protocol, keeps the PLC's memory in a dict, records every request with its time, and
 lets a test script what the next matching requests meet.
 
-Like the real links (`control/link_base.SupervisedLink`) it serialises requests (one at
+Like the real links (`protocols/link.SupervisedLink`) it serialises requests (one at
 a time, the wait for the link counts against the request's timeout), refuses requests
 while not connected (`PlcUnavailable`), and counts into `stats()` what the real ones
 count. A request whose time runs out after it went out raises `PlcNoAnswer`; its value
