@@ -93,6 +93,7 @@ class CommandDispatcher:
         self._check: asyncio.Task[None] | None = None
         self._current: Delivery | None = None  # of the command in progress
         self._sent: asyncio.Future[None] | None = None  # of the command in progress
+        self._stopped = False  # stop() ran: a command submitted now is reported, never sent
         self._stats = DispatcherStats()
         self._limiter = RepeatLimiter(log, f"commands to plc {link.name}")
 
@@ -112,19 +113,21 @@ class CommandDispatcher:
 
     async def stop(self) -> None:
         """Flush pending commands (bounded; deadlines still honoured), end pulses, then end."""
-        if self._check is not None:
-            await cancel_and_wait(self._check)
-            self._check = None
-        if self._task is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), self.flush_timeout)
-            await cancel_and_wait(self._task)
-            self._task = None
-        while not self._queue.empty():  # left over after the flush: reported, never sent
-            cmd, sent = self._queue.get_nowait()
-            self._finish(cmd, sent, self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
-                                                  error="dispatcher stopped before it was sent"))
-            self._queue.task_done()
+        try:
+            if self._check is not None:
+                await cancel_and_wait(self._check)
+                self._check = None
+            if self._task is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._queue.join(), self.flush_timeout)
+                await cancel_and_wait(self._task)
+                self._task = None
+        finally:  # also when the caller's own time limit cuts this stop short
+            self._stopped = True
+            while not self._queue.empty():  # left over after the flush: reported, never sent
+                cmd, sent = self._queue.get_nowait()
+                self._expire(cmd, sent)
+                self._queue.task_done()
         await self.outputs.stop(self.flush_timeout)
         await self.counters.close()
 
@@ -133,8 +136,15 @@ class CommandDispatcher:
         its "sent" future (see the module docstring), never failed or cancelled by us."""
         self._stats.submitted += 1
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((cmd, sent))
+        if self._stopped:  # e.g. an operator reset arriving during shutdown: never sent
+            self._expire(cmd, sent)
+        else:
+            self._queue.put_nowait((cmd, sent))
         return sent
+
+    def _expire(self, cmd: Command, sent: asyncio.Future[None]) -> None:
+        self._finish(cmd, sent, self._outcome(cmd, OutcomeStatus.EXPIRED, 0,
+                                              error="dispatcher stopped before it was sent"))
 
     # -- worker ---------------------------------------------------------------------
     async def _run(self) -> None:

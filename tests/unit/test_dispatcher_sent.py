@@ -96,3 +96,39 @@ async def test_stop_resolves_every_sent_future_it_reports() -> None:
     await disp.stop()
     assert all(f.done() and f.exception() is None for f in futures)
     assert len(outcomes) == 3
+
+
+async def test_a_command_submitted_after_stop_is_reported_expired_at_once() -> None:
+    """An operator reset arriving while the daemon shuts down: never sent, never pending."""
+    link = GatedLink()
+    link.gate.set()
+    outcomes: list[CommandOutcome] = []
+    disp = CommandDispatcher(link, SIGNALS, outcomes.append)
+    await disp.start()
+    await disp.stop()
+    sent = disp.submit(stop())
+    assert sent.done()
+    assert [o.status for o in outcomes] == [OutcomeStatus.EXPIRED]
+    assert "stopped" in (outcomes[0].error or "")
+    assert link.seen == []
+
+
+async def test_a_stop_cut_short_by_its_caller_still_reports_every_queued_command() -> None:
+    link = GatedLink()  # the PLC never answers: the flush cannot finish
+    outcomes: list[CommandOutcome] = []
+    disp = CommandDispatcher(link, SIGNALS, outcomes.append)
+    await disp.start()
+    sents = [disp.submit(stop()) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(disp.stop(), 0.1)  # shorter than the dispatcher's own flush
+    except TimeoutError:
+        pass
+    await asyncio.sleep(0)
+    queued = sents[1:]  # the first is in progress, held by the PLC that never answers
+    try:
+        assert all(s.done() for s in queued)
+        assert [o.status for o in outcomes].count(OutcomeStatus.EXPIRED) >= len(queued)
+    finally:
+        link.gate.set()
+        await disp.stop()  # the cut-short stop left its task: a second stop ends it
