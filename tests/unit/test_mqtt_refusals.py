@@ -34,7 +34,8 @@ from agent.protocols.sparkplug.config import SparkplugSinkConfig
 from tests.conftest import REPO
 from tests.support.connack_broker import V311_CODE, ConnackBroker
 
-RETRYABLE = (0x80, 0x88, 0x89, 0x97, 0x9F)  # unspecified, unavailable, busy, quota, rate
+RETRYABLE = (0x80, 0x88, 0x89, 0x97, 0x9C, 0x9F)  # unspecified, unavailable, busy, quota,
+# use another server (temporary), rate
 CODES = sorted(REFUSED_FOR_GOOD) + list(RETRYABLE)
 
 # what a caller saw: (the reason it gives, its decision: for good? None where it takes none)
@@ -207,3 +208,21 @@ async def test_mqtt_311_return_codes_read_as_their_mqtt5_reason(
     seen = await _every_caller(codes, "3.1.1", tmp_path, capsys)
     assert seen == {code: _expected(code, list(seen[code])) for code in codes}
     assert "plc link" not in seen[codes[0]] and len(seen[codes[0]]) == 6
+
+
+def test_a_tls_connection_that_broke_off_is_retried_a_refused_certificate_is_not() -> None:
+    import ssl
+
+    from agent.protocols.mqtt.refusals import describe_connect_error
+
+    for exc in (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
+                ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed"),
+                ssl.SSLSyscallError(5, "Some I/O error occurred")):
+        refusal = describe_connect_error(exc)
+        assert not refusal.for_good and "broke off" in refusal.reason, exc
+    bad_cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    bad_cert.verify_message = "self-signed certificate"
+    assert describe_connect_error(bad_cert) == (
+        "TLS certificate verification failed: self-signed certificate", True)
+    handshake = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    assert describe_connect_error(handshake).for_good

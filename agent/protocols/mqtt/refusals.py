@@ -25,9 +25,12 @@ REFUSED_FOR_GOOD = {
     0x95: "packet too large (the Last Will or credentials)",
     0x9A: "retain not supported (the status and its Last Will are retained)",
     0x9B: "QoS not supported",
-    0x9C: "use another server",
     0x9D: "server moved",
-}
+}  # 0x9C "use another server" is temporary (MQTT 5, 3.2.2.2): retried
+
+# a TLS connection that broke off (reset, EOF, interrupted) says nothing about certificates
+TLS_TRANSIENT = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError,
+                 ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class Refusal(NamedTuple):
@@ -52,14 +55,17 @@ def connack_refusal(reason: ReasonCode) -> Refusal | None:
 
 
 def describe_connect_error(exc: BaseException | None) -> Refusal:
-    """The refusal a failed connect attempt (no CONNACK) stands for: TLS and certificate
-    errors are for good, the others (refused, timed out, unreachable) are retried."""
+    """The refusal a failed connect attempt (no CONNACK) stands for: certificate and TLS
+    handshake errors are for good; a TLS connection that broke off and the others (refused,
+    timed out, unreachable) are retried."""
     if exc is None:
         return Refusal("connection failed", False)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return Refusal(f"TLS certificate verification failed: {exc.verify_message or exc}", True)
+    if isinstance(exc, TLS_TRANSIENT):
+        return Refusal(f"TLS connection broke off: {type(exc).__name__}: {exc}", False)
     if isinstance(exc, ssl.SSLError):
-        return Refusal(f"TLS handshake failed: {exc.reason or exc}", True)
+        return Refusal(f"TLS handshake failed: {getattr(exc, 'reason', None) or exc}", True)
     if isinstance(exc, ssl.CertificateError):
         return Refusal(f"TLS host name mismatch: {exc}", True)
     if isinstance(exc, ConnectionRefusedError):
