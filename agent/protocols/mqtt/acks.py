@@ -6,16 +6,21 @@ import asyncio
 
 from paho.mqtt.reasoncodes import ReasonCode
 
+# PUBACK reason codes that say "not now" (MQTT 5): the record stays in the outbox and is sent
+# again; every other failure (not authorized, topic invalid...) refuses that record for good
+RETRY_PUBACK = {0x97: "quota exceeded", 0x83: "implementation specific error"}
+
 
 class BatchAcks:
     """The PUBACKs one send waits for: one future for the whole batch, settled by the last."""
 
-    __slots__ = ("future", "waiting", "refused", "acked")
+    __slots__ = ("future", "waiting", "refused", "busy", "acked")
 
     def __init__(self, future: asyncio.Future[None]) -> None:
         self.future = future
         self.waiting = 0
         self.refused: dict[str, str] = {}  # record id -> the broker's reason
+        self.busy: dict[str, str] = {}  # record id -> the broker's "not now" (RETRY_PUBACK)
         self.acked = 0
 
     def add(self) -> None:
@@ -23,7 +28,8 @@ class BatchAcks:
 
     def settle(self, record_id: str, reason: ReasonCode) -> None:
         if reason.is_failure:
-            self.refused[record_id] = f"broker refused: {reason} (0x{int(reason.value):02X})"
+            why = f"broker refused: {reason} (0x{int(reason.value):02X})"
+            (self.busy if int(reason.value) in RETRY_PUBACK else self.refused)[record_id] = why
         else:
             self.acked += 1
         self.waiting -= 1

@@ -241,9 +241,15 @@ class MqttSession:
         entry[0].settle(entry[1], reason)
 
 
-def refused_by_broker(where: str, refused: dict[str, str]) -> None:
-    """SinkRejected naming the records the broker (or the sink) refused, if any."""
+def refused_by_broker(where: str, refused: dict[str, str], busy: dict[str, str]) -> None:
+    """SinkRejected naming the records the broker (or the sink) refused for good, if any
+    (the others of the batch are sent again); else SinkUnavailable when the broker said
+    "not now" to some (quota exceeded): the batch stays in the outbox."""
     if refused:
         first = next(iter(refused.items()))
         raise SinkRejected(f"{where}: {len(refused)} record(s) refused, first {first[0]}: "
                            f"{first[1]}", list(refused))
+    if busy:
+        first = next(iter(busy.items()))
+        raise SinkUnavailable(f"{where}: {len(busy)} record(s) not taken now, first {first[0]}: "
+                              f"{first[1]}")

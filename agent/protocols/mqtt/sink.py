@@ -128,7 +128,7 @@ class MqttSink:
         self._acked += acks.acked
         refused.update(acks.refused)
         self._rejected += len(refused)
-        refused_by_broker(self.where, refused)
+        refused_by_broker(self.where, refused, acks.busy)
 
     async def close(self) -> None:
         if self.state is SinkState.CLOSED:

@@ -82,7 +82,7 @@ class SparkplugSink:
             self.session.forget(mids)
             raise
         refused.update(acks.refused)
-        refused_by_broker(self.where, refused)
+        refused_by_broker(self.where, refused, acks.busy)
 
     async def close(self) -> None:
         if self.state is SinkState.CLOSED:
