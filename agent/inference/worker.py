@@ -45,14 +45,16 @@ _END = None  # the preparing thread's last hand-over: the source ended (or it cr
 Done = Callable[[Inspection | None], None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Request:
     """Triggered mode: inspect the first frame captured after `after`, waited for until
-    `deadline` (both monotonic), and hand it (or None) to `done` on the worker thread."""
+    `deadline` (both monotonic), and hand it (or None) to `done` on the worker thread.
+    `withdrawn`: the caller no longer waits (its trigger gave up): skipped, not inspected."""
 
     after: float
     deadline: float
     done: Done
+    withdrawn: bool = False
 
 
 class InferenceWorker:
@@ -140,12 +142,17 @@ class InferenceWorker:
             self._cond.notify_all()
         log.info("station %s: inspection resumed", self.key)
 
-    def request(self, after: float, timeout: float, done: Done) -> None:
+    def request(self, after: float, timeout: float, done: Done) -> Request:
         """Triggered mode: inspect the first frame captured after `after` (see the module
-        docstring); never blocks. `done` runs on the worker thread (or here, once stopped)."""
-        self._requests.put(Request(after, self.clock() + timeout, done))
-        if self._stopping and (self._thread is None or not self._thread.is_alive()):
+        docstring); never blocks. `done` runs on the worker thread (or here, once stopped or
+        when the thread has died: answered None at once, never left waiting). Set the
+        returned request's `withdrawn` when no longer waiting for it."""
+        req = Request(after, self.clock() + timeout, done)
+        self._requests.put(req)
+        ended = self._thread is not None and not self._thread.is_alive()
+        if ended or (self._stopping and self._thread is None):
             self._refuse_requests()
+        return req
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -159,6 +166,8 @@ class InferenceWorker:
                     req = self._requests.get(timeout=POLL_S)
                 except queue.Empty:
                     self.runner.maybe_rewarm()
+                    continue
+                if req.withdrawn:  # its trigger gave up: the next part must not wait for it
                     continue
                 frame = self.slot.get_after(req.after, max(0.0, req.deadline - self.clock()))
                 insp = None

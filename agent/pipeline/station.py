@@ -177,8 +177,11 @@ class StationRuntime:
             except RuntimeError:  # loop closed during shutdown
                 pass
 
-        self.worker.request(t_trigger, self.cfg.trigger.frame_ms / 1000.0, done)
-        return await answer
+        req = self.worker.request(t_trigger, self.cfg.trigger.frame_ms / 1000.0, done)
+        try:
+            return await answer
+        finally:  # answered, or the trigger gave up (cancelled): skipped if still queued
+            req.withdrawn = True
 
 
 def _settle(answer: asyncio.Future[Inspection | None], insp: Inspection | None) -> None:

@@ -122,3 +122,37 @@ async def test_a_triggered_station_inspects_through_its_worker(runner: ModelRunn
         await asyncio.to_thread(rt.stop, 5.0)
     s = rt.worker.stats()
     assert s.inspected == 3 and s.busy_fraction > 0 and s.last_progress is not None
+
+
+def test_a_withdrawn_request_is_skipped_not_inspected(runner: ModelRunner) -> None:
+    """A trigger that gave up on its part: the worker does not spend the next part's time on it."""
+    slot = LatestFrame()
+    worker = InferenceWorker("L1/S1", runner, slot, 1000.0, never, triggered=True)
+    answers, dropped = Answers(), Answers()
+    worker.start()
+    try:
+        blocker = worker.request(time.monotonic(), 0.3, answers)  # no frame: waits 0.3 s
+        gone = worker.request(time.monotonic(), 5.0, dropped)  # queued behind it...
+        gone.withdrawn = True  # ...and its trigger gives up
+        t_next = time.monotonic()
+        worker.request(t_next, 5.0, answers)
+        assert answers.wait(1) and answers.items == [None]  # the blocker timed out
+        slot.put(make_frame(colour_frame(GREEN), seq=1))
+        assert answers.wait(2, timeout=2.0)
+    finally:
+        worker.stop()
+    assert blocker.withdrawn is False and dropped.items == []
+    assert answers.items[1] is not None and answers.items[1].frame_seq == 1
+    assert worker.stats().inspected == 1  # only the part still waited for
+
+
+def test_a_dead_worker_answers_at_once(runner: ModelRunner) -> None:
+    worker = InferenceWorker("L1/S1", runner, LatestFrame(), 1000.0, never, triggered=True)
+    answers = Answers()
+    worker.start()
+    worker.slot.close()
+    worker.stop(5.0)
+    worker._stopping = False  # as if the thread had crashed: it ended without a stop
+    t0 = time.monotonic()
+    worker.request(time.monotonic(), 30.0, answers)
+    assert answers.items == [None] and time.monotonic() - t0 < 0.5
