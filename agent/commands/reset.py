@@ -127,7 +127,8 @@ def _exchange(sink: MqttSinkConfig, base_dir: Path, topics: TopicMap, body: dict
     client.on_message = on_message
     try:
         refusal = connect_and_wait(client, 60, timeout,
-                                   then=lambda c: c.subscribe(topics.command_result_topic, qos=1))
+                                   then=lambda c: c.subscribe(topics.command_result_topic, qos=1),
+                                   retry=True)  # a broker restarting: try until --timeout
         if refusal is not None:
             raise ConnectionError(f"broker {sink.host}:{sink.port}: {refusal.reason}")
         if not subscribed.wait(timeout):

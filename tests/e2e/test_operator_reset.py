@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,26 @@ def test_reset_with_no_daemon_trusts_no_spoofed_answer(tmp_path: Path,
     assert out.returncode == 1, out
     assert "accepted" not in out.stdout and "no answer" in out.stderr, out
     assert "3 unauthenticated answer(s) ignored" in out.stderr, out
+
+
+def test_reset_waits_for_a_broker_that_is_restarting(tmp_path: Path) -> None:
+    """Connection refused at first (the broker restarting): `reset` tries again until its
+    --timeout, where it used to give up at once with "not sent"."""
+    (tmp_path / "cmd-key").write_text(KEY + "\n")
+    port = free_port()
+    cfg = write_config(tmp_path, mqtt_port=port, modbus_port=free_port(),
+                       mqtt_extra={"commands": {"enabled": True, "key": "${file:cmd-key}"}})
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "reset", "--config", str(cfg),
+                             "--line", "line1", "--station", "station1", "--timeout", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    broker = Mosquitto(tmp_path, port=port)
+    try:
+        time.sleep(1.5)  # refused until the broker is up
+        assert proc.poll() is None, proc.communicate()
+        broker.start()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        broker.stop()
+    assert "not sent" not in err, err
+    assert "no answer from agent" in err and proc.returncode == 1, (out, err)  # no daemon runs

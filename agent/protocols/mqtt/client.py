@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -224,17 +225,26 @@ def connect_properties(protocol: MqttVersion, session_expiry_s: int | None) -> P
 
 
 def connect_and_wait(client: MqttClient, keepalive: int, timeout: float,
-                     then: Callable[[MqttClient], object] | None = None) -> Refusal | None:
+                     then: Callable[[MqttClient], object] | None = None,
+                     retry: bool = False) -> Refusal | None:
     """The commands' first connect (blocking): None once the broker accepted it (`then(client)`
     ran in paho's thread, before this returns), else why not. The network loop runs on;
     the caller stops it (after a refusal, at once: paho does not retry). Build the client
     with `reconnect_max_s`: paho answers a 3.1.1 "unacceptable protocol version" by trying
-    3.1 (whose refusal is the one reported), only on a client that may reconnect."""
+    3.1 (whose refusal is the one reported), only on a client that may reconnect.
+    `retry`: a refusal retrying can fix (broker down or restarting, server unavailable) lets
+    paho try again with its backoff until `timeout`, then the last one is reported."""
     done = threading.Event()
     outcome: list[Refusal | None] = [None]
+    last: list[Refusal | None] = [None]
+    deadline = time.monotonic() + timeout
 
     def settle(refusal: Refusal | None) -> None:
         if done.is_set():
+            return
+        if retry and refusal is not None and not refusal.for_good \
+                and time.monotonic() < deadline:
+            last[0] = refusal  # paho connects again after its backoff
             return
         outcome[0] = refusal
         if refusal is None and then is not None:
@@ -258,7 +268,9 @@ def connect_and_wait(client: MqttClient, keepalive: int, timeout: float,
     client.on_disconnect = on_disconnect
     client.start(keepalive)
     if not done.wait(timeout):
-        return Refusal(f"no CONNACK within {timeout:g} s", False)
+        done.set()
+        client.disconnect()
+        return last[0] or Refusal(f"no CONNACK within {timeout:g} s", False)
     return outcome[0]
 
 
