@@ -123,7 +123,8 @@ def _config(tmp_path: Path, port: int, protocol: str) -> Path:
 async def reset_command(port: int, protocol: str, tmp_path: Path,
                         capsys: pytest.CaptureFixture[str]) -> Seen:
     path = _config(tmp_path, port, protocol)
-    rc = await asyncio.to_thread(reset.send_command, str(path), "reset", "L1", "S1", "op", 5.0)
+    # 1.5 s: a refusal retrying can fix is tried again until the timeout, then reported
+    rc = await asyncio.to_thread(reset.send_command, str(path), "reset", "L1", "S1", "op", 1.5)
     err = capsys.readouterr().err
     assert rc == 1, err
     prefix = f"reset L1/S1: not sent: broker 127.0.0.1:{port}: "

@@ -260,6 +260,8 @@ def connect_and_wait(client: MqttClient, keepalive: int, timeout: float,
         settle(client.refusal())
 
     def on_disconnect(_c: Any, _u: Any, _f: Any, _reason: Any, _p: Any) -> None:
+        if last[0] is not None:  # the hang-up after a refused CONNACK we are retrying
+            return
         # hung up without a CONNACK (after a failed connect: on_connect_fail said why)
         settle(client.refusal() if client.last_connect_error else CLOSED_BEFORE_CONNACK)
 
