@@ -27,6 +27,10 @@ from agent.protocols.base import SinkState
 from agent.protocols.link import PlcLink, PlcNoAnswer, PlcRejected, PlcUnavailable
 from agent.types import Command, OutcomeStatus
 
+# an attempt is started only if this much more than a round trip is left: the event loop's
+# own delay between deciding and the request leaving must not carry it past the deadline
+SEND_MARGIN_S = 0.001
+
 
 @dataclass
 class Attempts:
@@ -75,9 +79,10 @@ class Delivery:
         return self.cmd.deadline - self.clock()
 
     def needed_s(self) -> float:
-        """How long a write needs to arrive (and be answered), as far as we can tell."""
+        """How long a write needs to arrive (and be answered), as far as we can tell, plus
+        the time from this decision to the request leaving (SEND_MARGIN_S)."""
         rtt = min(getattr(self.link, "round_trip_s", None) or 0.0, self.request_timeout)
-        return max(rtt, 2 * self.att.unanswered_s)
+        return max(rtt, 2 * self.att.unanswered_s) + SEND_MARGIN_S
 
     async def run(self) -> Attempts:
         att = self.att
