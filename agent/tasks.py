@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -33,7 +34,7 @@ class OwnedTask:
             await cancel_and_wait(task)
 
 
-class Loop(Generic[S]):
+class Loop(abc.ABC, Generic[S]):
     """An object that runs one owned task (`_run`) between start() and stop(), and counts
     what it does in a stats object."""
 
@@ -50,8 +51,9 @@ class Loop(Generic[S]):
     async def stop(self) -> None:
         await self._bg.stop()
 
+    @abc.abstractmethod
     async def _run(self) -> None:
-        raise NotImplementedError
+        """The task's body; runs until stop() cancels it."""
 
 
 async def cancel_and_wait(task: asyncio.Task[Any], retry_s: float = 0.5) -> None:
