@@ -71,7 +71,8 @@ async def test_operator_reset_from_the_cli_releases_the_latch(tmp_path: Path,
     (tmp_path / "cmd-key").write_text("9c1f0e7a2b3d4c5e6f708192a3b4c5d6\n")
     cfg = write_config(tmp_path, mqtt_port=mosquitto.port,
                        modbus_port=softplc.modbus_port or 0, seed=SEED,
-                       schedule=[None, "crack", *[None] * 8], fps=25,
+                       schedule=[None, "crack", *[None] * 400], fps=25,  # one crack: a second
+                       # one at the moment of the reset would latch again before the poll saw it
                        mqtt_extra={"commands": {"enabled": True, "key": "${file:cmd-key}"}})
     daemon = Daemon(cfg)
 
