@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import Daemon, write_config
 from tests.support.ports import free_port
+from tests.support.waiting import wait_for as _wait
 
 
 class NotifySocket:
@@ -118,12 +119,3 @@ def test_notify_health_metrics_reload_audit(tmp_path: Path) -> None:
     finally:
         daemon.ensure_dead()
         notify.close()
-
-
-def _wait(cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s")

@@ -14,20 +14,12 @@ from tests.e2e.harness import Daemon, dropped_records, write_config
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_collector import Collector
 from tests.support.ports import free_port
+from tests.support.waiting import wait_for as wait
 
 # many defects, but no stop: the outage tests are about records
 RULES = [{"class": c, "min_score": 0.6, "k": 2, "n": 3, "action": "alert", "defect_code": code}
          for c, code in (("scratch", 101), ("spot", 201), ("crack", 301), ("dent", 401))]
 SCHEDULE = [None, "scratch", "spot", None, "crack", "dent"]
-
-
-def wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def ids(records: list[dict]) -> list[str]:  # type: ignore[type-arg]

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import Daemon, write_config
 from tests.support.ports import free_port
+from tests.support.waiting import wait_for as _wait
 from tests.unit.test_config_limits import alias_bomb
 
 MARKER = "configtextmarker"
@@ -99,12 +100,3 @@ def _lag_max(daemon: Daemon) -> float:
         if family.name == "edge_agent_loop_lag_max_seconds":
             return float(family.samples[0].value)
     raise AssertionError("no edge_agent_loop_lag_max_seconds metric")
-
-
-def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: condition not met within {timeout}s")

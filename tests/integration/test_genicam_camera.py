@@ -17,6 +17,7 @@ from agent.capture.genicam.config import GenICamCameraConfig
 from agent.capture.genicam.source import GenICamSource
 from agent.runtime.build import build_camera
 from tests.support.fake_gige import FakeGigECamera
+from tests.support.waiting import wait_for as _wait
 
 SERIAL = "EA0001"
 
@@ -123,15 +124,6 @@ def _events(cam: Camera) -> list[tuple[SourceState, str]]:
     seen: list[tuple[SourceState, str]] = []
     cam.add_listener(lambda e: seen.append((e.state, e.message)))
     return seen
-
-
-def _wait(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_camera_killed_and_restarted_reconnects(fake: FakeGigECamera) -> None:

@@ -19,6 +19,7 @@ from agent.runtime.build import build_camera
 from tests.conftest import REPO
 from tests.support.ports import free_port
 from tests.support.rtsp_server import RtspServer
+from tests.support.waiting import wait_for as wait
 
 SECRET = "Sup3rSecret"
 
@@ -36,15 +37,6 @@ def open_error(url: str, **kw: Any) -> str:
     finally:
         src.close()
     return str(err.value)
-
-
-def wait(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.mark.parametrize("transport", ["tcp", "udp"])
