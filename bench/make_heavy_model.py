@@ -37,6 +37,25 @@ def _conv(name: str, x: str, cin: int, cout: int, rng: np.random.Generator,
             helper.make_node("Relu", [f"{name}_c"], [name])]
 
 
+def _with_head(name: str, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto],
+               rng: np.random.Generator, x: str, cin: int, side: int) -> onnx.ModelProto:
+    """Global pooling and a linear head on `x` (cin channels); the checked model."""
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["g"]))
+    nodes.append(helper.make_node("Flatten", ["g"], ["f"]))
+    inits.append(numpy_helper.from_array(
+        rng.normal(0, 0.1, (cin, len(LABELS))).astype(np.float32), "fc_w"))
+    nodes.append(helper.make_node("MatMul", ["f", "fc_w"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, side, side])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(LABELS)])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def build() -> onnx.ModelProto:
     rng = np.random.default_rng(0)
     inits: list[onnx.TensorProto] = []
@@ -45,20 +64,7 @@ def build() -> onnx.ModelProto:
     nodes.append(helper.make_node("MaxPool", ["c2"], ["p2"], kernel_shape=[2, 2],
                                   strides=[2, 2]))                  # 56x56
     nodes += _conv("c3", "p2", 64, 128, rng, inits)
-    nodes.append(helper.make_node("GlobalAveragePool", ["c3"], ["g"]))
-    nodes.append(helper.make_node("Flatten", ["g"], ["f"]))
-    fc = rng.normal(0, 0.1, (128, len(LABELS))).astype(np.float32)
-    inits.append(numpy_helper.from_array(fc, "fc_w"))
-    nodes.append(helper.make_node("MatMul", ["f", "fc_w"], ["logits"]))
-    graph = helper.make_graph(
-        nodes, "heavy",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(LABELS)])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _with_head("heavy", nodes, inits, rng, "c3", 128, 224)
 
 
 # YOLO-sized backbone: (out channels, stride) per 3x3 conv, from a 640x640 input
@@ -78,20 +84,7 @@ def build_yolo_sized() -> tuple[onnx.ModelProto, float]:
         side //= stride
         macs += side * side * cout * cin * 9
         x, cin = f"y{i}", cout
-    nodes.append(helper.make_node("GlobalAveragePool", [x], ["g"]))
-    nodes.append(helper.make_node("Flatten", ["g"], ["f"]))
-    inits.append(numpy_helper.from_array(
-        rng.normal(0, 0.1, (cin, len(LABELS))).astype(np.float32), "fc_w"))
-    nodes.append(helper.make_node("MatMul", ["f", "fc_w"], ["logits"]))
-    graph = helper.make_graph(
-        nodes, "yolo_sized",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 640, 640])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(LABELS)])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model, macs / 1e9
+    return _with_head("yolo_sized", nodes, inits, rng, x, cin, 640), macs / 1e9
 
 
 def write(folder: Path, yolo: bool = False) -> Path:
